@@ -1,1 +1,505 @@
+//! `ferrograd._native`: the thin PyO3 layer over `ferrograd-kernels`.
+//!
+//! It does no arithmetic. Each function checks dtypes, shapes and contiguity, borrows the
+//! NumPy buffers as slices (no copy), releases the GIL and calls one kernel. Kernel errors
+//! become `ValueError`; a panic that still slips through becomes `RuntimeError`, never an
+//! abort. Inputs must be C-contiguous (the Python layer makes them so); outputs are new
+//! arrays unless the function says it writes in place.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ferrograd_kernels::{
+    elementwise, gemm as kgemm, reduce as kreduce, softmax as ksoftmax, threading, Float,
+    KernelError,
+};
+use numpy::{Element, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+fn kernel_err(e: KernelError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// Runs a kernel with the GIL released, turning a panic into a Python exception.
+fn run<R: Send, F>(py: Python<'_>, op: &str, f: F) -> PyResult<R>
+where
+    F: FnOnce() -> Result<R, KernelError> + Send,
+{
+    let res = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
+    match res {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(kernel_err(e)),
+        Err(_) => Err(PyRuntimeError::new_err(format!(
+            "{op}: internal error in a ferrograd kernel (a Rust panic was caught); please report it"
+        ))),
+    }
+}
+
+/// A NumPy array of one of the two supported dtypes.
+enum Arr<'py> {
+    F32(Bound<'py, PyArrayDyn<f32>>),
+    F64(Bound<'py, PyArrayDyn<f64>>),
+}
+
+fn describe(x: &Bound<'_, PyAny>) -> String {
+    match x.getattr("dtype") {
+        Ok(d) => format!("an array of dtype {d}"),
+        Err(_) => match x.get_type().name() {
+            Ok(n) => format!("an object of type {n}"),
+            Err(_) => "an unknown object".to_string(),
+        },
+    }
+}
+
+fn arr<'py>(op: &str, name: &str, x: &Bound<'py, PyAny>) -> PyResult<Arr<'py>> {
+    if let Ok(a) = x.cast::<PyArrayDyn<f32>>() {
+        return Ok(Arr::F32(a.clone()));
+    }
+    if let Ok(a) = x.cast::<PyArrayDyn<f64>>() {
+        return Ok(Arr::F64(a.clone()));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{op}: {name} must be a float32 or float64 NumPy array, given {}",
+        describe(x)
+    )))
+}
+
+/// The same-dtype view of `x` as `T`, or a TypeError naming both dtypes.
+fn same<'py, T: Element>(
+    op: &str,
+    name: &str,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    match x.cast::<PyArrayDyn<T>>() {
+        Ok(a) => Ok(a.clone()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{op}: {name} must have the same dtype as the first array ({}), given {}",
+            std::any::type_name::<T>(),
+            describe(x)
+        ))),
+    }
+}
+
+fn not_contiguous(op: &str, name: &str) -> PyErr {
+    PyValueError::new_err(format!(
+        "{op}: {name} must be a C-contiguous array (call numpy.ascontiguousarray first)"
+    ))
+}
+
+fn check_shape(op: &str, name: &str, want: &[usize], got: &[usize]) -> PyResult<()> {
+    if want != got {
+        return Err(PyValueError::new_err(format!(
+            "{op}: {name} must have shape {want:?}, given {got:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// A new, uninitialised C-contiguous array of `dims`.
+fn new_array<'py, T: Element>(py: Python<'py>, dims: &[usize]) -> Bound<'py, PyArrayDyn<T>> {
+    // SAFETY: the array is created uninitialised; every caller hands all of its
+    // elements to a kernel that writes each of them before the array is returned to
+    // Python (kernels write every output element or fail, and on failure the array is
+    // dropped unseen).
+    unsafe { PyArrayDyn::<T>::new(py, dims.to_vec(), false) }
+}
+
+// ---------------------------------------------------------------- threads and CPU
+
+/// The SIMD instruction set the kernels chose at run time.
+#[pyfunction]
+fn simd_level() -> &'static str {
+    ferrograd_kernels::simd::level_name()
+}
+
+/// Sets the number of threads the kernels use (at least 1).
+#[pyfunction]
+fn set_num_threads(n: i64) -> PyResult<()> {
+    if n < 1 {
+        return Err(PyValueError::new_err(format!(
+            "set_num_threads: expected a positive number of threads, given {n}"
+        )));
+    }
+    threading::set_num_threads(n as usize).map_err(kernel_err)
+}
+
+/// The number of threads the kernels use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    threading::get_num_threads()
+}
+
+// ---------------------------------------------------------------- gemm
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_t<T: Float + Element>(
+    py: Python<'_>,
+    transa: bool,
+    transb: bool,
+    alpha: f64,
+    a: &Bound<'_, PyArrayDyn<T>>,
+    b: &Bound<'_, PyAny>,
+    beta: f64,
+    c: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    const OP: &str = "gemm";
+    let b = same::<T>(OP, "b", b)?;
+    let c = same::<T>(OP, "c", c)?;
+    if a.ndim() != 3 || b.ndim() != 3 || c.ndim() != 3 {
+        return Err(PyValueError::new_err(format!(
+            "{OP}: a, b and c must be 3-D (batch, rows, cols), given shapes {:?}, {:?}, {:?}",
+            a.shape(),
+            b.shape(),
+            c.shape()
+        )));
+    }
+    let (sa, sb, sc) = (a.shape().to_vec(), b.shape().to_vec(), c.shape().to_vec());
+    let (batch, m, n) = (sc[0], sc[1], sc[2]);
+    let (am, ak) = if transa { (sa[2], sa[1]) } else { (sa[1], sa[2]) };
+    let (bk, bn) = if transb { (sb[2], sb[1]) } else { (sb[1], sb[2]) };
+    if am != m || bn != n || ak != bk {
+        return Err(PyValueError::new_err(format!(
+            "{OP}: shapes do not fit: op(a) is ({am}, {ak}) of a {sa:?} (transa={transa}), \
+             op(b) is ({bk}, {bn}) of b {sb:?} (transb={transb}), c is {sc:?}"
+        )));
+    }
+    for (name, bt) in [("a", sa[0]), ("b", sb[0])] {
+        if bt != batch && bt != 1 {
+            return Err(PyValueError::new_err(format!(
+                "{OP}: {name} has batch {bt}; expected 1 or the batch of c ({batch})"
+            )));
+        }
+    }
+    let k = ak;
+    let ar = a.try_readonly()?;
+    let br = b.try_readonly()?;
+    let mut cw = c.try_readwrite()?;
+    let asl = ar.as_slice().map_err(|_| not_contiguous(OP, "a"))?;
+    let bsl = br.as_slice().map_err(|_| not_contiguous(OP, "b"))?;
+    let csl = cw.as_slice_mut().map_err(|_| not_contiguous(OP, "c"))?;
+    let lda = sa[2];
+    let ldb = sb[2];
+    let stride_a = if sa[0] == 1 { 0 } else { sa[1] * sa[2] };
+    let stride_b = if sb[0] == 1 { 0 } else { sb[1] * sb[2] };
+    let (alpha, beta) = (T::from_f64(alpha), T::from_f64(beta));
+    run(py, OP, || {
+        kgemm::gemm_batched(
+            batch,
+            transa,
+            transb,
+            m,
+            n,
+            k,
+            alpha,
+            asl,
+            lda,
+            stride_a,
+            bsl,
+            ldb,
+            stride_b,
+            beta,
+            csl,
+            n,
+            m * n,
+        )
+    })
+}
+
+/// gemm(transa, transb, alpha, a, b, beta, c): c = alpha * op(a) @ op(b) + beta * c, in place.
+///
+/// a: (batch or 1, m, k) or, transposed, (batch or 1, k, m); b: (batch or 1, k, n) or
+/// (batch or 1, n, k); c: (batch, m, n). All C-contiguous with one float dtype.
+#[pyfunction]
+#[pyo3(signature = (transa, transb, alpha, a, b, beta, c))]
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    py: Python<'_>,
+    transa: bool,
+    transb: bool,
+    alpha: f64,
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    beta: f64,
+    c: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    match arr("gemm", "a", a)? {
+        Arr::F32(a) => gemm_t::<f32>(py, transa, transb, alpha, &a, b, beta, c),
+        Arr::F64(a) => gemm_t::<f64>(py, transa, transb, alpha, &a, b, beta, c),
+    }
+}
+
+// ---------------------------------------------------------------- element-wise
+
+fn parse_unary(op: &str, p1: f64, p2: f64) -> PyResult<elementwise::Unary> {
+    use elementwise::Unary;
+    Ok(match op {
+        "relu" => Unary::Relu,
+        "leaky_relu" => Unary::LeakyRelu { negative_slope: p1 },
+        "sigmoid" => Unary::Sigmoid,
+        "tanh" => Unary::Tanh,
+        "softsign" => Unary::Softsign,
+        "softplus" => Unary::Softplus {
+            beta: p1,
+            threshold: p2,
+        },
+        "exp" => Unary::Exp,
+        "log" => Unary::Log,
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "unary: unknown op {op:?}; expected one of relu, leaky_relu, sigmoid, tanh, \
+                 softsign, softplus, exp, log"
+            )))
+        }
+    })
+}
+
+fn unary_t<'py, T: Float + Element>(
+    py: Python<'py>,
+    op: elementwise::Unary,
+    x: &Bound<'py, PyArrayDyn<T>>,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let xr = x.try_readonly()?;
+    let xs = xr.as_slice().map_err(|_| not_contiguous("unary", "x"))?;
+    let y = new_array::<T>(py, x.shape());
+    {
+        let mut yw = y.try_readwrite()?;
+        let ys = yw.as_slice_mut().map_err(|_| not_contiguous("unary", "y"))?;
+        run(py, "unary", || elementwise::forward(op, xs, ys))?;
+    }
+    Ok(y)
+}
+
+/// unary(op, x, p1=0, p2=0) -> f(x) for op in relu, leaky_relu (p1 = negative slope),
+/// sigmoid, tanh, softsign, softplus (p1 = beta, p2 = threshold), exp, log.
+#[pyfunction]
+#[pyo3(signature = (op, x, p1=0.0, p2=0.0))]
+fn unary<'py>(
+    py: Python<'py>,
+    op: &str,
+    x: &Bound<'py, PyAny>,
+    p1: f64,
+    p2: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let u = parse_unary(op, p1, p2)?;
+    Ok(match arr(op, "x", x)? {
+        Arr::F32(x) => unary_t(py, u, &x)?.into_any(),
+        Arr::F64(x) => unary_t(py, u, &x)?.into_any(),
+    })
+}
+
+fn unary_backward_t<'py, T: Float + Element>(
+    py: Python<'py>,
+    op: elementwise::Unary,
+    x: &Bound<'py, PyArrayDyn<T>>,
+    y: &Bound<'py, PyAny>,
+    gy: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    const OP: &str = "unary_backward";
+    let y = same::<T>(OP, "y", y)?;
+    let gy = same::<T>(OP, "gy", gy)?;
+    check_shape(OP, "y", x.shape(), y.shape())?;
+    check_shape(OP, "gy", x.shape(), gy.shape())?;
+    let xr = x.try_readonly()?;
+    let yr = y.try_readonly()?;
+    let gyr = gy.try_readonly()?;
+    let xs = xr.as_slice().map_err(|_| not_contiguous(OP, "x"))?;
+    let ys = yr.as_slice().map_err(|_| not_contiguous(OP, "y"))?;
+    let gys = gyr.as_slice().map_err(|_| not_contiguous(OP, "gy"))?;
+    let gx = new_array::<T>(py, x.shape());
+    {
+        let mut gw = gx.try_readwrite()?;
+        let gs = gw.as_slice_mut().map_err(|_| not_contiguous(OP, "gx"))?;
+        run(py, OP, || elementwise::backward(op, xs, ys, gys, gs))?;
+    }
+    Ok(gx)
+}
+
+/// unary_backward(op, x, y, gy, p1=0, p2=0) -> gy * f'(x), with y = f(x).
+#[pyfunction]
+#[pyo3(signature = (op, x, y, gy, p1=0.0, p2=0.0))]
+fn unary_backward<'py>(
+    py: Python<'py>,
+    op: &str,
+    x: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    gy: &Bound<'py, PyAny>,
+    p1: f64,
+    p2: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let u = parse_unary(op, p1, p2)?;
+    Ok(match arr(op, "x", x)? {
+        Arr::F32(x) => unary_backward_t(py, u, &x, y, gy)?.into_any(),
+        Arr::F64(x) => unary_backward_t(py, u, &x, y, gy)?.into_any(),
+    })
+}
+
+// ---------------------------------------------------------------- softmax
+
+fn rows_cols(op: &str, shape: &[usize]) -> PyResult<(usize, usize)> {
+    match shape.split_last() {
+        Some((&cols, rest)) => Ok((rest.iter().product(), cols)),
+        None => Err(PyValueError::new_err(format!(
+            "{op}: expected an array with at least 1 dimension, given a 0-d array"
+        ))),
+    }
+}
+
+fn softmax_t<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyArrayDyn<T>>,
+    log: bool,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    const OP: &str = "softmax";
+    let (rows, cols) = rows_cols(OP, x.shape())?;
+    let xr = x.try_readonly()?;
+    let xs = xr.as_slice().map_err(|_| not_contiguous(OP, "x"))?;
+    let y = new_array::<T>(py, x.shape());
+    {
+        let mut yw = y.try_readwrite()?;
+        let ys = yw.as_slice_mut().map_err(|_| not_contiguous(OP, "y"))?;
+        run(py, OP, || ksoftmax::forward(xs, ys, rows, cols, log))?;
+    }
+    Ok(y)
+}
+
+/// softmax(x, log=False) -> softmax (or log_softmax) of x along its last axis.
+#[pyfunction]
+#[pyo3(signature = (x, log=false))]
+fn softmax<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, log: bool) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match arr("softmax", "x", x)? {
+        Arr::F32(x) => softmax_t(py, &x, log)?.into_any(),
+        Arr::F64(x) => softmax_t(py, &x, log)?.into_any(),
+    })
+}
+
+fn softmax_backward_t<'py, T: Float + Element>(
+    py: Python<'py>,
+    y: &Bound<'py, PyArrayDyn<T>>,
+    gy: &Bound<'py, PyAny>,
+    log: bool,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    const OP: &str = "softmax_backward";
+    let gy = same::<T>(OP, "gy", gy)?;
+    check_shape(OP, "gy", y.shape(), gy.shape())?;
+    let (rows, cols) = rows_cols(OP, y.shape())?;
+    let yr = y.try_readonly()?;
+    let gyr = gy.try_readonly()?;
+    let ys = yr.as_slice().map_err(|_| not_contiguous(OP, "y"))?;
+    let gys = gyr.as_slice().map_err(|_| not_contiguous(OP, "gy"))?;
+    let gx = new_array::<T>(py, y.shape());
+    {
+        let mut gw = gx.try_readwrite()?;
+        let gs = gw.as_slice_mut().map_err(|_| not_contiguous(OP, "gx"))?;
+        run(py, OP, || ksoftmax::backward(ys, gys, gs, rows, cols, log))?;
+    }
+    Ok(gx)
+}
+
+/// softmax_backward(y, gy, log=False) -> gradient of softmax (log_softmax) given its output y.
+#[pyfunction]
+#[pyo3(signature = (y, gy, log=false))]
+fn softmax_backward<'py>(
+    py: Python<'py>,
+    y: &Bound<'py, PyAny>,
+    gy: &Bound<'py, PyAny>,
+    log: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match arr("softmax_backward", "y", y)? {
+        Arr::F32(y) => softmax_backward_t(py, &y, gy, log)?.into_any(),
+        Arr::F64(y) => softmax_backward_t(py, &y, gy, log)?.into_any(),
+    })
+}
+
+// ---------------------------------------------------------------- reductions
+
+/// (outer, n, inner) and the output shape of a reduction of `shape` along `axis`.
+fn split_axis(op: &str, shape: &[usize], axis: i64) -> PyResult<(usize, usize, usize, Vec<usize>)> {
+    let nd = shape.len() as i64;
+    let ax = if axis < 0 { axis + nd } else { axis };
+    if nd == 0 || ax < 0 || ax >= nd {
+        return Err(PyValueError::new_err(format!(
+            "{op}: axis {axis} is out of range for an array of {nd} dimension(s)"
+        )));
+    }
+    let ax = ax as usize;
+    let outer = shape[..ax].iter().product();
+    let inner = shape[ax + 1..].iter().product();
+    let mut out_shape = shape.to_vec();
+    out_shape.remove(ax);
+    Ok((outer, shape[ax], inner, out_shape))
+}
+
+fn reduce_t<'py, T: Float + Element>(
+    py: Python<'py>,
+    op: &str,
+    x: &Bound<'py, PyArrayDyn<T>>,
+    axis: i64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (outer, n, inner, out_shape) = split_axis(op, x.shape(), axis)?;
+    let xr = x.try_readonly()?;
+    let xs = xr.as_slice().map_err(|_| not_contiguous(op, "x"))?;
+    let out = new_array::<T>(py, &out_shape);
+    let mut ow = out.try_readwrite()?;
+    let os = ow.as_slice_mut().map_err(|_| not_contiguous(op, "out"))?;
+    match op {
+        "sum" => run(py, op, || kreduce::sum(xs, outer, n, inner, os))?,
+        "mean" => run(py, op, || kreduce::mean(xs, outer, n, inner, os))?,
+        "max" | "min" => {
+            if n == 0 {
+                return Err(PyValueError::new_err(format!(
+                    "{op}: cannot reduce an empty axis (axis {axis} of shape {:?} has size 0)",
+                    x.shape()
+                )));
+            }
+            let idx = new_array::<i64>(py, &out_shape);
+            {
+                let mut iw = idx.try_readwrite()?;
+                let is = iw.as_slice_mut().map_err(|_| not_contiguous(op, "idx"))?;
+                if op == "max" {
+                    run(py, op, || kreduce::max(xs, outer, n, inner, os, is))?;
+                } else {
+                    run(py, op, || kreduce::min(xs, outer, n, inner, os, is))?;
+                }
+            }
+            drop(ow);
+            return Ok(PyTuple::new(py, [out.into_any(), idx.into_any()])?.into_any());
+        }
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "reduce: unknown op {op:?}; expected sum, mean, max or min"
+            )))
+        }
+    }
+    drop(ow);
+    Ok(out.into_any())
+}
+
+/// reduce(op, x, axis) along one axis: 'sum' and 'mean' return an array; 'max' and 'min'
+/// return (values, int64 indices). The axis is removed from the shape.
+#[pyfunction]
+fn reduce<'py>(
+    py: Python<'py>,
+    op: &str,
+    x: &Bound<'py, PyAny>,
+    axis: i64,
+) -> PyResult<Bound<'py, PyAny>> {
+    match arr(op, "x", x)? {
+        Arr::F32(x) => reduce_t(py, op, &x, axis),
+        Arr::F64(x) => reduce_t(py, op, &x, axis),
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(gemm, m)?)?;
+    m.add_function(wrap_pyfunction!(unary, m)?)?;
+    m.add_function(wrap_pyfunction!(unary_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(softmax_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(reduce, m)?)?;
+    Ok(())
+}
