@@ -7,8 +7,37 @@
 //! - `beta == 0` overwrites C (NaN already in C is ignored), as BLAS does.
 //! - `k == 0` gives C = beta * C. Every length is checked; errors, never panics.
 //! - The reduction over k runs in a fixed order that does not depend on the thread count.
+//!
+//! DESIGN (BLIS style):
+//! - Loops: `jc` over blocks of `NC` columns of B; `pc` over blocks of `KC` of the depth
+//!   (B block packed into `NR`-column panels, shared by all threads); then tasks over a
+//!   grid of (row range, column range) of C, each packing its rows of A into `MR`-row
+//!   panels (per-thread buffer) and running the micro-kernel over its tiles.
+//! - SIMD is chosen at run time ([`crate::simd::level`]): AVX-512 (14 x 32 f32, 14 x 16
+//!   f64), AVX2+FMA (6 x 16 f32, 6 x 8 f64) or portable code.
+//! - Threads split rows and columns of C only, never k: every element of C is reduced
+//!   over k in the same order (k blocks of `KC` in turn, each from p = 0 up) whatever the
+//!   thread count or the grid, so results are bitwise identical for any thread count.
+//! - Small problems run on the calling thread; small batched problems run one matrix per
+//!   task.
 
-use crate::{Float, Result};
+mod kernels;
+mod pack;
+#[cfg(test)]
+mod tests;
+
+use crate::error::{check_len, checked_product};
+use crate::simd::{self, Level};
+use crate::{threading, Float, KernelError, Result};
+use kernels::{MicroKernel, ScalarKernel};
+use rayon::prelude::*;
+use std::any::TypeId;
+
+const OP: &str = "gemm";
+const OP_BATCHED: &str = "gemm_batched";
+
+/// Below this many multiply-adds (m * n * k) a GEMM runs on the calling thread.
+const PAR_MIN_MNK: usize = 96 * 96 * 96;
 
 /// C = alpha * op(A) * op(B) + beta * C.
 #[allow(clippy::too_many_arguments)]
@@ -27,8 +56,23 @@ pub fn gemm<T: Float>(
     c: &mut [T],
     ldc: usize,
 ) -> Result<()> {
-    let _ = (transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    todo!("gemm")
+    gemm_with_level(
+        simd::level(),
+        Mode::Auto,
+        transa,
+        transb,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        lda,
+        b,
+        ldb,
+        beta,
+        c,
+        ldc,
+    )
 }
 
 /// `batch` independent GEMMs; matrix `i` of A starts at `i * stride_a` (likewise B, C).
@@ -54,9 +98,463 @@ pub fn gemm_batched<T: Float>(
     ldc: usize,
     stride_c: usize,
 ) -> Result<()> {
-    let _ = (
-        batch, transa, transb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
-        stride_c,
-    );
-    todo!("gemm_batched")
+    let op = OP_BATCHED;
+    let shape = Shape::new(op, transa, transb, m, n, k, lda, ldb, ldc)?;
+    let need_a = batched_len(op, batch, stride_a, shape.len_a)?;
+    let need_b = batched_len(op, batch, stride_b, shape.len_b)?;
+    let need_c = batched_len(op, batch, stride_c, shape.len_c)?;
+    check_len(op, "a", need_a, a.len())?;
+    check_len(op, "b", need_b, b.len())?;
+    check_len(op, "c", need_c, c.len())?;
+    if batch > 1 && shape.len_c > 0 && stride_c < shape.len_c {
+        return Err(KernelError::InvalidArgument {
+            op,
+            detail: format!(
+                "C matrices overlap: stride_c must be at least (m - 1) * ldc + n = {}, given {}",
+                shape.len_c, stride_c
+            ),
+        });
+    }
+    if batch == 0 || shape.len_c == 0 {
+        return Ok(());
+    }
+    let level = simd::level();
+    let cptr = SendPtr(c.as_mut_ptr());
+    let one = |i: usize, mode: Mode| {
+        let args = Args {
+            transa,
+            transb,
+            m,
+            n,
+            k,
+            alpha,
+            a: &a[i * stride_a..][..shape.len_a],
+            lda,
+            b: &b[i * stride_b..][..shape.len_b],
+            ldb,
+            beta,
+            // SAFETY: i * stride_c + len_c <= need_c <= c.len(); the regions of
+            // different i are disjoint because stride_c >= len_c (checked above).
+            c: SendPtr(unsafe { cptr.get().add(i * stride_c) }),
+            ldc,
+        };
+        // SAFETY: `args.c` addresses `len_c` elements of `c`, which is exclusively
+        // borrowed for this call, and no other matrix of the batch touches them.
+        unsafe { run(level, mode, &args) };
+    };
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let threads = threading::get_num_threads();
+    if batch > 1
+        && threads > 1
+        && work < 4 * PAR_MIN_MNK
+        && work.saturating_mul(batch) >= PAR_MIN_MNK
+    {
+        // Small matrices: one matrix per task, each on one thread.
+        let min_len = (PAR_MIN_MNK / work.max(1)).clamp(1, batch);
+        threading::install(|| {
+            (0..batch)
+                .into_par_iter()
+                .with_min_len(min_len.min(batch.div_ceil(threads)))
+                .for_each(|i| one(i, Mode::Inline));
+        });
+    } else {
+        for i in 0..batch {
+            one(i, Mode::Auto);
+        }
+    }
+    Ok(())
+}
+
+/// How a GEMM uses threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The kernel pool when the problem is big enough, else the calling thread.
+    Auto,
+    /// The calling thread only.
+    Inline,
+    /// Split into tasks for this many threads, whatever the size, running them in the
+    /// current Rayon context (tests call it inside a local pool).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Forced(usize),
+}
+
+/// `gemm` with an explicit SIMD level (capped at what the CPU supports) and threading
+/// mode.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_with_level<T: Float>(
+    level: Level,
+    mode: Mode,
+    transa: bool,
+    transb: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    beta: T,
+    c: &mut [T],
+    ldc: usize,
+) -> Result<()> {
+    let shape = Shape::new(OP, transa, transb, m, n, k, lda, ldb, ldc)?;
+    check_len(OP, "a", shape.len_a, a.len())?;
+    check_len(OP, "b", shape.len_b, b.len())?;
+    check_len(OP, "c", shape.len_c, c.len())?;
+    if shape.len_c == 0 {
+        return Ok(());
+    }
+    let args = Args {
+        transa,
+        transb,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        lda,
+        b,
+        ldb,
+        beta,
+        c: SendPtr(c.as_mut_ptr()),
+        ldc,
+    };
+    // SAFETY: `c` is exclusively borrowed and holds len_c elements (checked above).
+    unsafe { run(level.min(simd::level()), mode, &args) };
+    Ok(())
+}
+
+/// Checked shapes of one GEMM: the number of elements each operand spans.
+struct Shape {
+    len_a: usize,
+    len_b: usize,
+    len_c: usize,
+}
+
+/// Elements spanned by a `rows x cols` matrix with row stride `ld` (0 if empty).
+fn span(op: &'static str, rows: usize, cols: usize, ld: usize) -> Result<usize> {
+    if rows == 0 || cols == 0 {
+        return Ok(0);
+    }
+    checked_product(op, &[rows - 1, ld])?
+        .checked_add(cols)
+        .ok_or(KernelError::Overflow { op })
+}
+
+fn check_ld(op: &'static str, what: &str, ld: usize, min: usize) -> Result<()> {
+    if ld < min {
+        return Err(KernelError::InvalidArgument {
+            op,
+            detail: format!("{what} must be at least {min}, given {ld}"),
+        });
+    }
+    Ok(())
+}
+
+impl Shape {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        op: &'static str,
+        transa: bool,
+        transb: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        lda: usize,
+        ldb: usize,
+        ldc: usize,
+    ) -> Result<Shape> {
+        let (ar, ac) = if transa { (k, m) } else { (m, k) };
+        let (br, bc) = if transb { (n, k) } else { (k, n) };
+        check_ld(
+            op,
+            if transa {
+                "lda (A transposed: >= m)"
+            } else {
+                "lda (>= k)"
+            },
+            lda,
+            ac,
+        )?;
+        check_ld(
+            op,
+            if transb {
+                "ldb (B transposed: >= k)"
+            } else {
+                "ldb (>= n)"
+            },
+            ldb,
+            bc,
+        )?;
+        check_ld(op, "ldc (>= n)", ldc, n)?;
+        Ok(Shape {
+            len_a: span(op, ar, ac, lda)?,
+            len_b: span(op, br, bc, ldb)?,
+            len_c: span(op, m, n, ldc)?,
+        })
+    }
+}
+
+fn batched_len(op: &'static str, batch: usize, stride: usize, len: usize) -> Result<usize> {
+    if batch == 0 || len == 0 {
+        return Ok(0);
+    }
+    checked_product(op, &[batch - 1, stride])?
+        .checked_add(len)
+        .ok_or(KernelError::Overflow { op })
+}
+
+/// A raw pointer to C that tasks share; each task writes a disjoint set of tiles.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: the pointer is only dereferenced on disjoint tiles of C by distinct tasks,
+// while the `&mut [T]` it came from is borrowed for the whole call.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    #[inline(always)]
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// One validated GEMM: `a` and `b` span op(A) and op(B); `c` addresses the m x n matrix C
+/// with row stride `ldc` (m, n >= 1).
+struct Args<'a, T> {
+    transa: bool,
+    transb: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &'a [T],
+    lda: usize,
+    b: &'a [T],
+    ldb: usize,
+    beta: T,
+    c: SendPtr<T>,
+    ldc: usize,
+}
+
+/// Reinterprets `Args<T>` as `Args<U>` when T and U are the same type.
+fn cast_args<'a, T: Float, U: Float>(p: &Args<'a, T>) -> Option<Args<'a, U>> {
+    if TypeId::of::<T>() != TypeId::of::<U>() {
+        return None;
+    }
+    // SAFETY: T and U are the same type (TypeId equal), so the slices and pointer are
+    // reinterpreted as themselves; lengths and lifetimes are unchanged.
+    let a = unsafe { std::slice::from_raw_parts(p.a.as_ptr().cast::<U>(), p.a.len()) };
+    let b = unsafe { std::slice::from_raw_parts(p.b.as_ptr().cast::<U>(), p.b.len()) };
+    Some(Args {
+        transa: p.transa,
+        transb: p.transb,
+        m: p.m,
+        n: p.n,
+        k: p.k,
+        alpha: U::from_f64(p.alpha.to_f64()),
+        a,
+        lda: p.lda,
+        b,
+        ldb: p.ldb,
+        beta: U::from_f64(p.beta.to_f64()),
+        c: SendPtr(p.c.get().cast::<U>()),
+        ldc: p.ldc,
+    })
+}
+
+/// Runs one validated GEMM.
+///
+/// # Safety
+/// `p.c` addresses `(m - 1) * ldc + n` elements, valid for reads and writes and not
+/// accessed by anyone else during the call. `level <= simd::level()`.
+unsafe fn run<T: Float>(level: Level, mode: Mode, p: &Args<T>) {
+    if p.k == 0 || p.alpha == T::ZERO {
+        // SAFETY: forwarded.
+        unsafe { scale_c(p) };
+        return;
+    }
+    if let Some(p32) = cast_args::<T, f32>(p) {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => unsafe { top::<kernels::Avx512F32>(mode, &p32) },
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2Fma => unsafe { top::<kernels::Avx2F32>(mode, &p32) },
+            _ => unsafe { top::<ScalarKernel<f32>>(mode, &p32) },
+        }
+    } else if let Some(p64) = cast_args::<T, f64>(p) {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => unsafe { top::<kernels::Avx512F64>(mode, &p64) },
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2Fma => unsafe { top::<kernels::Avx2F64>(mode, &p64) },
+            _ => unsafe { top::<ScalarKernel<f64>>(mode, &p64) },
+        }
+    } else {
+        // Float is sealed to f32 and f64.
+        unsafe { top::<ScalarKernel<T>>(mode, p) }
+    }
+}
+
+/// C = beta * C (for k == 0 or alpha == 0).
+///
+/// # Safety
+/// As [`run`].
+unsafe fn scale_c<T: Float>(p: &Args<T>) {
+    if p.beta == T::ONE {
+        return;
+    }
+    for i in 0..p.m {
+        // SAFETY: row i spans i * ldc .. i * ldc + n, inside C.
+        let row = unsafe { std::slice::from_raw_parts_mut(p.c.get().add(i * p.ldc), p.n) };
+        if p.beta == T::ZERO {
+            row.fill(T::ZERO);
+        } else {
+            row.iter_mut().for_each(|x| *x = p.beta * *x);
+        }
+    }
+}
+
+/// Chooses single-threaded or pool execution, then runs the blocked algorithm.
+///
+/// # Safety
+/// As [`run`]; the CPU supports `K`'s instruction set.
+unsafe fn top<K: MicroKernel>(mode: Mode, p: &Args<K::T>) {
+    let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
+    match mode {
+        Mode::Auto if work >= PAR_MIN_MNK && threading::get_num_threads() > 1 => {
+            threading::install(|| unsafe { blocked::<K>(p, rayon::current_num_threads().max(1)) });
+        }
+        Mode::Forced(t) => unsafe { blocked::<K>(p, t.max(1)) },
+        _ => unsafe { blocked::<K>(p, 1) },
+    }
+}
+
+/// How the rows and columns of C are cut into tasks for one packed B block.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    /// Row blocks and column blocks.
+    gm: usize,
+    gn: usize,
+}
+
+/// Picks a task grid over `pm` row panels and `pn` column panels for `threads` threads,
+/// keeping every row block within `mc_panels` panels (so the A block fits in L2).
+/// Minimises a rough cost model: makespan of compute plus A packing per task.
+fn choose_grid(
+    pm: usize,
+    pn: usize,
+    mr: usize,
+    nr: usize,
+    mc_panels: usize,
+    threads: usize,
+) -> Grid {
+    let gm_min = pm.div_ceil(mc_panels.max(1)).max(1);
+    if threads <= 1 {
+        return Grid { gm: gm_min, gn: 1 };
+    }
+    let mut best = (f64::INFINITY, Grid { gm: gm_min, gn: 1 });
+    let gm_max = pm.min(gm_min * threads * 2).max(gm_min);
+    let gn_max = pn.min(threads * 2).max(1);
+    for gm in gm_min..=gm_max {
+        for gn in 1..=gn_max {
+            let tasks = gm * gn;
+            let rounds = tasks.div_ceil(threads) as f64;
+            let rows = (pm.div_ceil(gm) * mr) as f64;
+            let cols = (pn.div_ceil(gn) * nr) as f64;
+            // Per unit of depth: FMAs (32 per cycle-ish) plus A packing (~1 per element),
+            // plus a fixed cost per task.
+            let cost = rounds * (rows * cols / 32.0 + rows + 64.0);
+            if cost < best.0 * 0.999 {
+                best = (cost, Grid { gm, gn });
+            }
+        }
+    }
+    best.1
+}
+
+/// The blocked GEMM on `threads` threads of the current Rayon context (1 = inline).
+///
+/// # Safety
+/// As [`run`]; the CPU supports `K`'s instruction set; m, n, k >= 1.
+unsafe fn blocked<K: MicroKernel>(p: &Args<K::T>, threads: usize) {
+    let (mr, nr) = (K::MR, K::NR);
+    let (m, n, k) = (p.m, p.n, p.k);
+    let kc_max = K::KC.min(k);
+    let nc_max = K::NC.min(n).div_ceil(nr) * nr;
+    let mut bbuf = pack::PooledBuf::take();
+    let bpack = bbuf.slice::<K::T>(kc_max * nc_max);
+    let pm = m.div_ceil(mr);
+    for jc in (0..n).step_by(K::NC) {
+        let nc = (n - jc).min(K::NC);
+        let pn = nc.div_ceil(nr);
+        let grid = choose_grid(pm, pn, mr, nr, K::MC / mr, threads);
+        for pc in (0..k).step_by(K::KC) {
+            let kc = (k - pc).min(K::KC);
+            let beta = if pc == 0 { p.beta } else { K::T::ONE };
+            let panel = nr * kc;
+            let bp = &mut bpack[..pn * panel];
+            // Pack the B block (in parallel when there are threads to share it).
+            if threads > 1 && pn > 1 {
+                let per = pn.div_ceil(threads * 2);
+                bp.par_chunks_mut(per * panel)
+                    .enumerate()
+                    .for_each(|(ci, chunk)| {
+                        let q0 = ci * per;
+                        let cols = (nc - q0 * nr).min(per * nr);
+                        pack::pack_b(nr, p.transb, p.b, p.ldb, pc, kc, jc + q0 * nr, cols, chunk);
+                    });
+            } else {
+                pack::pack_b(nr, p.transb, p.b, p.ldb, pc, kc, jc, nc, bp);
+            }
+            let bp: &[K::T] = bp;
+            let task = |t: usize| {
+                let (mi, nj) = (t / grid.gn, t % grid.gn);
+                let (ps, pe) = (mi * pm / grid.gm, (mi + 1) * pm / grid.gm);
+                let (qs, qe) = (nj * pn / grid.gn, (nj + 1) * pn / grid.gn);
+                if ps == pe || qs == qe {
+                    return;
+                }
+                let i0 = ps * mr;
+                let rows = (pe * mr).min(m) - i0;
+                pack::with_a_buf(|abuf| {
+                    let ap = abuf.slice::<K::T>((pe - ps) * mr * kc);
+                    pack::pack_a(mr, p.transa, p.a, p.lda, i0, rows, pc, kc, ap);
+                    for q in qs..qe {
+                        let j = q * nr;
+                        let nrr = nr.min(nc - j);
+                        let bq = &bp[q * panel..][..panel];
+                        for (r, ar) in ap.chunks_exact(mr * kc).enumerate() {
+                            let i = i0 + r * mr;
+                            let mrr = mr.min(m - i);
+                            // SAFETY: the tile rows i .. i + mrr < m, columns
+                            // jc + j .. jc + j + nrr <= n lie inside C; this task is the
+                            // only one writing them (tasks own disjoint row x column
+                            // ranges); the panels hold kc * MR and kc * NR elements.
+                            unsafe {
+                                K::run(
+                                    kc,
+                                    ar.as_ptr(),
+                                    bq.as_ptr(),
+                                    p.c.get().add(i * p.ldc + jc + j),
+                                    p.ldc,
+                                    p.alpha,
+                                    beta,
+                                    mrr,
+                                    nrr,
+                                )
+                            };
+                        }
+                    }
+                });
+            };
+            let tasks = grid.gm * grid.gn;
+            if threads > 1 && tasks > 1 {
+                (0..tasks).into_par_iter().for_each(task);
+            } else {
+                (0..tasks).for_each(task);
+            }
+        }
+    }
 }
