@@ -15,6 +15,7 @@ pub mod scalar;
 pub mod simd;
 pub mod softmax;
 pub mod threading;
+pub mod vmath;
 
 pub use error::KernelError;
 pub use scalar::Float;
