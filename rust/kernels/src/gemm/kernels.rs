@@ -46,6 +46,35 @@ pub(crate) unsafe trait MicroKernel: Sync {
         mr: usize,
         nr: usize,
     );
+
+    /// True if [`MicroKernel::run_strided`] is available (reads unpacked operands).
+    const STRIDED: bool = false;
+
+    /// Like [`MicroKernel::run`] but reads A at `a + i * a_rs + p * a_cs` (rows `i < mr`
+    /// only) and B at `b + p * b_rs + j` (columns `j < nr` only), so unpacked operands
+    /// can be used directly. Only called when `STRIDED` is true.
+    ///
+    /// # Safety
+    /// Every A and B element named above (for `p < kc`, `i < mr`, `j < nr`) is readable;
+    /// C as in [`MicroKernel::run`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_strided(
+        kc: usize,
+        a: *const Self::T,
+        a_rs: usize,
+        a_cs: usize,
+        b: *const Self::T,
+        b_rs: usize,
+        c: *mut Self::T,
+        ldc: usize,
+        alpha: Self::T,
+        beta: Self::T,
+        mr: usize,
+        nr: usize,
+    ) {
+        let _ = (kc, a, a_rs, a_cs, b, b_rs, c, ldc, alpha, beta, mr, nr);
+        unreachable!("run_strided called on a kernel without STRIDED support")
+    }
 }
 
 /// Writes one element of an edge tile exactly as the vector paths do.
@@ -230,42 +259,6 @@ mod x86 {
     }
 
     x86_kernel!(
-        Avx512F32,
-        kernel_avx512_f32,
-        "avx512f",
-        f32,
-        16,
-        mr = 14,
-        nv = 2,
-        kc = 256,
-        mc = 336,
-        nc = 4096,
-        _mm512_setzero_ps,
-        _mm512_loadu_ps,
-        _mm512_storeu_ps,
-        _mm512_set1_ps,
-        _mm512_fmadd_ps,
-        _mm512_mul_ps
-    );
-    x86_kernel!(
-        Avx512F64,
-        kernel_avx512_f64,
-        "avx512f",
-        f64,
-        8,
-        mr = 14,
-        nv = 2,
-        kc = 256,
-        mc = 168,
-        nc = 2048,
-        _mm512_setzero_pd,
-        _mm512_loadu_pd,
-        _mm512_storeu_pd,
-        _mm512_set1_pd,
-        _mm512_fmadd_pd,
-        _mm512_mul_pd
-    );
-    x86_kernel!(
         Avx2F32,
         kernel_avx2_f32,
         "avx2,fma",
@@ -300,5 +293,211 @@ mod x86 {
         _mm256_set1_pd,
         _mm256_fmadd_pd,
         _mm256_mul_pd
+    );
+    /// Rows of the AVX-512 register tile (two vectors per row: 28 accumulators).
+    const MR512: usize = 14;
+
+    /// Calls `$f::<R, NV, AP>` with `R = $mr` (1..=14) and `NV = $nv` (1..=2).
+    macro_rules! select_rn {
+        ($f:ident, $ap:expr, $mr:expr, $nv:expr, $args:tt) => {
+            select_rn!(@r $f, $ap, $mr, $nv, $args, 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        };
+        (@r $f:ident, $ap:expr, $mr:expr, $nv:expr, $args:tt, $($r:literal)*) => {
+            match $mr {
+                $( $r => if $nv == 1 {
+                    $f::<$r, 1, $ap> $args
+                } else {
+                    $f::<$r, 2, $ap> $args
+                }, )*
+                _ => unreachable!(),
+            }
+        };
+    }
+
+    /// Defines the AVX-512 micro-kernel: up to 14 rows by up to two vectors, with masked
+    /// loads of B and masked loads/stores of C for the column edge, `R` rows computed
+    /// (so edge panels cost only their rows), A packed (`AP`) or strided.
+    macro_rules! avx512_kernel {
+        (
+            $kty:ident, $fname:ident, $t:ty, $lanes:expr, $mask:ty,
+            kc = $kc:expr, mc = $mc:expr, nc = $nc:expr,
+            $zero:ident, $maskz_load:ident, $mask_store:ident, $set1:ident, $fmadd:ident,
+            $mul:ident
+        ) => {
+            /// # Safety
+            /// `R <= 14`, `NV <= 2`, `1 <= nr <= NV * lanes` and `nr > (NV - 1) * lanes`;
+            /// A at `a + i * a_rs + p * a_cs` (or `a + p * 14 + i` when `AP`) and B at
+            /// `b + p * b_rs + j` readable for `i < R`, `j < nr`, `p < kc`; C as in
+            /// `MicroKernel::run` for `R` rows; the CPU supports AVX-512F.
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn $fname<const R: usize, const NV: usize, const AP: bool>(
+                kc: usize,
+                a: *const $t,
+                a_rs: usize,
+                a_cs: usize,
+                b: *const $t,
+                b_rs: usize,
+                c: *mut $t,
+                ldc: usize,
+                alpha: $t,
+                beta: $t,
+                nr: usize,
+            ) {
+                const L: usize = $lanes;
+                let lane_mask = |w: usize| -> $mask {
+                    if w >= L {
+                        <$mask>::MAX
+                    } else {
+                        ((1u32 << w) - 1) as $mask
+                    }
+                };
+                let masks: [$mask; NV] =
+                    std::array::from_fn(|v| lane_mask(nr.saturating_sub(v * L)));
+                let mut acc = [[$zero(); NV]; R];
+                let mut ap = a;
+                let mut bp = b;
+                for _ in 0..kc {
+                    let mut bv = [$zero(); NV];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        // SAFETY: masked load: only columns j < nr of row p are read.
+                        *x = unsafe { $maskz_load(masks[v], bp.add(v * L)) };
+                    }
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        // SAFETY: element (i, p) of A, i < R.
+                        let av = $set1(unsafe {
+                            if AP {
+                                *ap.add(i)
+                            } else {
+                                *ap.add(i * a_rs)
+                            }
+                        });
+                        for (v, x) in row.iter_mut().enumerate() {
+                            *x = $fmadd(av, bv[v], *x);
+                        }
+                    }
+                    // Pointer arithmetic may step one past the operands after the last p:
+                    // wrapping_add keeps that well defined.
+                    ap = ap.wrapping_add(if AP { MR512 } else { a_cs });
+                    bp = bp.wrapping_add(b_rs);
+                }
+                let alphav = $set1(alpha);
+                let betav = $set1(beta);
+                for (i, row) in acc.iter().enumerate() {
+                    let cr = c.wrapping_add(i * ldc);
+                    for (v, &x) in row.iter().enumerate() {
+                        let cp = cr.wrapping_add(v * L);
+                        // SAFETY: row i < R of the tile, columns < nr via the mask.
+                        unsafe {
+                            let r = if beta == 0.0 {
+                                $mul(alphav, x)
+                            } else {
+                                $fmadd(alphav, x, $mul(betav, $maskz_load(masks[v], cp)))
+                            };
+                            $mask_store(cp, masks[v], r);
+                        }
+                    }
+                }
+            }
+
+            pub(crate) struct $kty;
+
+            // SAFETY: `$fname` honours the `MicroKernel` contracts (R = mr rows and
+            // NV = ceil(nr / lanes) vectors are selected, so only the tile is touched);
+            // the dispatcher only picks this type when the CPU has AVX-512F.
+            unsafe impl MicroKernel for $kty {
+                type T = $t;
+                const MR: usize = MR512;
+                const NR: usize = 2 * $lanes;
+                const KC: usize = $kc;
+                const MC: usize = $mc;
+                const NC: usize = $nc;
+                const STRIDED: bool = true;
+                #[inline(always)]
+                unsafe fn run(
+                    kc: usize,
+                    a: *const $t,
+                    b: *const $t,
+                    c: *mut $t,
+                    ldc: usize,
+                    alpha: $t,
+                    beta: $t,
+                    mr: usize,
+                    nr: usize,
+                ) {
+                    let nv = nr.div_ceil($lanes);
+                    // SAFETY: forwarded; packed panels hold 14 values of A and NR of B per p.
+                    unsafe {
+                        select_rn!(
+                            $fname,
+                            true,
+                            mr,
+                            nv,
+                            (kc, a, 1, MR512, b, 2 * $lanes, c, ldc, alpha, beta, nr)
+                        )
+                    }
+                }
+                #[inline(always)]
+                unsafe fn run_strided(
+                    kc: usize,
+                    a: *const $t,
+                    a_rs: usize,
+                    a_cs: usize,
+                    b: *const $t,
+                    b_rs: usize,
+                    c: *mut $t,
+                    ldc: usize,
+                    alpha: $t,
+                    beta: $t,
+                    mr: usize,
+                    nr: usize,
+                ) {
+                    let nv = nr.div_ceil($lanes);
+                    // SAFETY: forwarded.
+                    unsafe {
+                        select_rn!(
+                            $fname,
+                            false,
+                            mr,
+                            nv,
+                            (kc, a, a_rs, a_cs, b, b_rs, c, ldc, alpha, beta, nr)
+                        )
+                    }
+                }
+            }
+        };
+    }
+
+    avx512_kernel!(
+        Avx512F32,
+        kernel_avx512_f32,
+        f32,
+        16,
+        __mmask16,
+        kc = 256,
+        mc = 336,
+        nc = 4096,
+        _mm512_setzero_ps,
+        _mm512_maskz_loadu_ps,
+        _mm512_mask_storeu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_mul_ps
+    );
+    avx512_kernel!(
+        Avx512F64,
+        kernel_avx512_f64,
+        f64,
+        8,
+        __mmask8,
+        kc = 256,
+        mc = 168,
+        nc = 2048,
+        _mm512_setzero_pd,
+        _mm512_maskz_loadu_pd,
+        _mm512_mask_storeu_pd,
+        _mm512_set1_pd,
+        _mm512_fmadd_pd,
+        _mm512_mul_pd
     );
 }

@@ -39,6 +39,10 @@ const OP_BATCHED: &str = "gemm_batched";
 /// Below this many multiply-adds (m * n * k) a GEMM runs on the calling thread.
 const PAR_MIN_MNK: usize = 96 * 96 * 96;
 
+/// Up to this many multiply-adds a single-threaded GEMM reads A (and B when not
+/// transposed) in place, without packing, when the kernel can.
+const DIRECT_MAX_MNK: usize = 128 * 128 * 128;
+
 /// C = alpha * op(A) * op(B) + beta * C.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<T: Float>(
@@ -427,7 +431,69 @@ unsafe fn top<K: MicroKernel>(mode: Mode, p: &Args<K::T>) {
             threading::install(|| unsafe { blocked::<K>(p, rayon::current_num_threads().max(1)) });
         }
         Mode::Forced(t) => unsafe { blocked::<K>(p, t.max(1)) },
+        _ if K::STRIDED && work <= DIRECT_MAX_MNK => unsafe { direct::<K>(p) },
         _ => unsafe { blocked::<K>(p, 1) },
+    }
+}
+
+/// Single-threaded GEMM without packing A (and B unless transposed): the kernel reads
+/// the operands in place. Same k blocking and kernel arithmetic as [`blocked`], so the
+/// same results bit for bit.
+///
+/// # Safety
+/// As [`run`]; `K::STRIDED`; the CPU supports `K`'s instruction set; m, n, k >= 1.
+unsafe fn direct<K: MicroKernel>(p: &Args<K::T>) {
+    let (mr, nr) = (K::MR, K::NR);
+    let (m, n, k) = (p.m, p.n, p.k);
+    let mut bbuf = pack::PooledBuf::take();
+    let bpack = if p.transb {
+        bbuf.slice::<K::T>(K::KC.min(k) * n.div_ceil(nr) * nr + pack::PACK_SLACK)
+    } else {
+        &mut []
+    };
+    for pc in (0..k).step_by(K::KC) {
+        let kc = (k - pc).min(K::KC);
+        let beta = if pc == 0 { p.beta } else { K::T::ONE };
+        if p.transb {
+            pack::pack_b(nr, true, p.b, p.ldb, pc, kc, 0, n, bpack);
+        }
+        for j in (0..n).step_by(nr) {
+            let nrr = nr.min(n - j);
+            let (bptr, b_rs) = if p.transb {
+                (bpack[(j / nr) * nr * kc..].as_ptr(), nr)
+            } else {
+                // Element (pc, j) of B: pc < k, j < n, inside the validated span.
+                (p.b[pc * p.ldb + j..].as_ptr(), p.ldb)
+            };
+            for i in (0..m).step_by(mr) {
+                let mrr = mr.min(m - i);
+                let (aptr, a_rs, a_cs) = if p.transa {
+                    (p.a[pc * p.lda + i..].as_ptr(), 1, p.lda)
+                } else {
+                    (p.a[i * p.lda + pc..].as_ptr(), p.lda, 1)
+                };
+                // SAFETY: A elements (i + ii, pc + pp) and B elements (pc + pp, j + jj)
+                // for ii < mrr, jj < nrr, pp < kc lie inside the validated spans of op(A)
+                // and op(B) (or the packed block); the C tile lies inside C, which this
+                // thread owns for the call.
+                unsafe {
+                    K::run_strided(
+                        kc,
+                        aptr,
+                        a_rs,
+                        a_cs,
+                        bptr,
+                        b_rs,
+                        p.c.get().add(i * p.ldc + j),
+                        p.ldc,
+                        p.alpha,
+                        beta,
+                        mrr,
+                        nrr,
+                    )
+                };
+            }
+        }
     }
 }
 
@@ -484,7 +550,7 @@ unsafe fn blocked<K: MicroKernel>(p: &Args<K::T>, threads: usize) {
     let kc_max = K::KC.min(k);
     let nc_max = K::NC.min(n).div_ceil(nr) * nr;
     let mut bbuf = pack::PooledBuf::take();
-    let bpack = bbuf.slice::<K::T>(kc_max * nc_max);
+    let bpack = bbuf.slice::<K::T>(kc_max * nc_max + pack::PACK_SLACK);
     let pm = m.div_ceil(mr);
     for jc in (0..n).step_by(K::NC) {
         let nc = (n - jc).min(K::NC);
@@ -519,13 +585,13 @@ unsafe fn blocked<K: MicroKernel>(p: &Args<K::T>, threads: usize) {
                 let i0 = ps * mr;
                 let rows = (pe * mr).min(m) - i0;
                 pack::with_a_buf(|abuf| {
-                    let ap = abuf.slice::<K::T>((pe - ps) * mr * kc);
+                    let ap = abuf.slice::<K::T>((pe - ps) * mr * kc + pack::PACK_SLACK);
                     pack::pack_a(mr, p.transa, p.a, p.lda, i0, rows, pc, kc, ap);
                     for q in qs..qe {
                         let j = q * nr;
                         let nrr = nr.min(nc - j);
                         let bq = &bp[q * panel..][..panel];
-                        for (r, ar) in ap.chunks_exact(mr * kc).enumerate() {
+                        for (r, ar) in ap.chunks_exact(mr * kc).take(pe - ps).enumerate() {
                             let i = i0 + r * mr;
                             let mrr = mr.min(m - i);
                             // SAFETY: the tile rows i .. i + mrr < m, columns

@@ -75,6 +75,182 @@ impl Drop for PooledBuf {
     }
 }
 
+/// Largest panel width (MR or NR) the packers handle.
+const MAX_GATHER: usize = 32;
+
+/// Extra elements callers allocate past a packed block: the vector gather may write
+/// up to 7 elements past the end of a panel (later overwritten or never read).
+pub(crate) const PACK_SLACK: usize = 8;
+
+/// Gathers `rows` (each `kc` long) into `panel[p * s + r]`, zero for `r >= rows.len()`,
+/// with 8 x 8 (f32) or 4 x 4 (f64) AVX transposes. When `s` is not a multiple of 8
+/// (f32) or 4 (f64), `panel` must extend that many elements past `kc * s` (else the
+/// portable loop runs); they are overwritten with garbage. Returns false (doing nothing) when the fast path does not
+/// apply, leaving the work to the portable loop.
+fn gather_fast<T: Float>(rows: &[&[T]], s: usize, kc: usize, panel: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::simd::{level, Level};
+        use std::any::TypeId;
+        let group = if TypeId::of::<T>() == TypeId::of::<f32>() {
+            8
+        } else {
+            4
+        };
+        let spill = s.div_ceil(group) * group - s;
+        if level() < Level::Avx2Fma || s > MAX_GATHER || panel.len() < kc * s + spill {
+            return false;
+        }
+        debug_assert!(rows.iter().all(|r| r.len() == kc));
+        let mut ptrs = [std::ptr::null::<u8>(); MAX_GATHER];
+        for (p, r) in ptrs.iter_mut().zip(rows) {
+            *p = r.as_ptr().cast::<u8>();
+        }
+        let dst = panel.as_mut_ptr().cast::<u8>();
+        // SAFETY: T is f32 or f64 as tested; each of the first rows.len() pointers is
+        // readable for kc elements; dst is writable for kc * s + PACK_SLACK elements;
+        // the CPU has AVX2 (level checked).
+        unsafe {
+            if TypeId::of::<T>() == TypeId::of::<f32>() {
+                x86::gather_f32(&ptrs, rows.len(), s, kc, dst.cast::<f32>());
+                return true;
+            }
+            if TypeId::of::<T>() == TypeId::of::<f64>() {
+                x86::gather_f64(&ptrs, rows.len(), s, kc, dst.cast::<f64>());
+                return true;
+            }
+        }
+    }
+    let _ = (rows, s, kc, panel);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::MAX_GATHER;
+    use std::arch::x86_64::*;
+
+    /// Writes `dst[p * s + r] = row_r[p]` for `r < s` (zero for `r >= h`), `p < kc`.
+    /// Groups of 8 rows are transposed 8 k-steps at a time and stored as 8 values at
+    /// `p * s + 8 g`; the last group may spill past `p * s + s` into the next step (or
+    /// up to 7 elements past the end), so groups are stored last-first and steps in
+    /// increasing order: every spilled element is rewritten afterwards.
+    ///
+    /// # Safety
+    /// `ptrs[r]` readable for `kc` f32 for `r < h <= s <= 32`; `dst` writable for
+    /// `kc * s + 8` f32; AVX2 available.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn gather_f32(
+        ptrs: &[*const u8; MAX_GATHER],
+        h: usize,
+        s: usize,
+        kc: usize,
+        dst: *mut f32,
+    ) {
+        unsafe {
+            let groups = s.div_ceil(8);
+            let row = |r: usize| ptrs[r].cast::<f32>();
+            let mut p = 0;
+            while p + 8 <= kc {
+                for g in (0..groups).rev() {
+                    let mut v = [_mm256_setzero_ps(); 8];
+                    for (q, x) in v.iter_mut().enumerate() {
+                        let r = 8 * g + q;
+                        if r < h {
+                            *x = _mm256_loadu_ps(row(r).add(p));
+                        }
+                    }
+                    let t0 = _mm256_unpacklo_ps(v[0], v[1]);
+                    let t1 = _mm256_unpackhi_ps(v[0], v[1]);
+                    let t2 = _mm256_unpacklo_ps(v[2], v[3]);
+                    let t3 = _mm256_unpackhi_ps(v[2], v[3]);
+                    let t4 = _mm256_unpacklo_ps(v[4], v[5]);
+                    let t5 = _mm256_unpackhi_ps(v[4], v[5]);
+                    let t6 = _mm256_unpacklo_ps(v[6], v[7]);
+                    let t7 = _mm256_unpackhi_ps(v[6], v[7]);
+                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                    let o = [
+                        _mm256_permute2f128_ps::<0x20>(u0, u4),
+                        _mm256_permute2f128_ps::<0x20>(u1, u5),
+                        _mm256_permute2f128_ps::<0x20>(u2, u6),
+                        _mm256_permute2f128_ps::<0x20>(u3, u7),
+                        _mm256_permute2f128_ps::<0x31>(u0, u4),
+                        _mm256_permute2f128_ps::<0x31>(u1, u5),
+                        _mm256_permute2f128_ps::<0x31>(u2, u6),
+                        _mm256_permute2f128_ps::<0x31>(u3, u7),
+                    ];
+                    for (q, x) in o.iter().enumerate() {
+                        _mm256_storeu_ps(dst.add((p + q) * s + 8 * g), *x);
+                    }
+                }
+                p += 8;
+            }
+            for p in p..kc {
+                for r in 0..s {
+                    *dst.add(p * s + r) = if r < h { *row(r).add(p) } else { 0.0 };
+                }
+            }
+        }
+    }
+
+    /// As [`gather_f32`] for f64, with groups of 4 rows and 4 x 4 transposes.
+    ///
+    /// # Safety
+    /// `ptrs[r]` readable for `kc` f64 for `r < h <= s <= 32`; `dst` writable for
+    /// `kc * s + 8` f64; AVX2 available.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn gather_f64(
+        ptrs: &[*const u8; MAX_GATHER],
+        h: usize,
+        s: usize,
+        kc: usize,
+        dst: *mut f64,
+    ) {
+        unsafe {
+            let groups = s.div_ceil(4);
+            let row = |r: usize| ptrs[r].cast::<f64>();
+            let mut p = 0;
+            while p + 4 <= kc {
+                for g in (0..groups).rev() {
+                    let mut v = [_mm256_setzero_pd(); 4];
+                    for (q, x) in v.iter_mut().enumerate() {
+                        let r = 4 * g + q;
+                        if r < h {
+                            *x = _mm256_loadu_pd(row(r).add(p));
+                        }
+                    }
+                    let t0 = _mm256_unpacklo_pd(v[0], v[1]);
+                    let t1 = _mm256_unpackhi_pd(v[0], v[1]);
+                    let t2 = _mm256_unpacklo_pd(v[2], v[3]);
+                    let t3 = _mm256_unpackhi_pd(v[2], v[3]);
+                    let o = [
+                        _mm256_permute2f128_pd::<0x20>(t0, t2),
+                        _mm256_permute2f128_pd::<0x20>(t1, t3),
+                        _mm256_permute2f128_pd::<0x31>(t0, t2),
+                        _mm256_permute2f128_pd::<0x31>(t1, t3),
+                    ];
+                    for (q, x) in o.iter().enumerate() {
+                        _mm256_storeu_pd(dst.add((p + q) * s + 4 * g), *x);
+                    }
+                }
+                p += 4;
+            }
+            for p in p..kc {
+                for r in 0..s {
+                    *dst.add(p * s + r) = if r < h { *row(r).add(p) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
 /// Packs rows `i0 .. i0 + rows` and depth `p0 .. p0 + kc` of op(A) into panels of `mr`
 /// rows: panel `r` holds, for each p, the `mr` values of rows `i0 + r*mr ..` (zero past
 /// the last row). `dst` holds `rows.div_ceil(mr) * mr * kc` elements.
@@ -93,25 +269,37 @@ pub(crate) fn pack_a<T: Float>(
     dst: &mut [T],
 ) {
     let panels = rows.div_ceil(mr);
-    for (r, panel) in dst.chunks_exact_mut(mr * kc).take(panels).enumerate() {
+    for r in 0..panels {
+        // The panel plus whatever follows it (the gather may spill into it).
+        let panel = &mut dst[r * mr * kc..];
         let i = i0 + r * mr;
         let h = mr.min(rows - r * mr);
         if !transa {
             // A(i + ii, p0 + p) = a[(i + ii) * lda + p0 + p]: gather rows into columns.
+            let rows: [&[T]; MAX_GATHER] = std::array::from_fn(|ii| {
+                if ii < h {
+                    &a[(i + ii) * lda + p0..][..kc]
+                } else {
+                    &[]
+                }
+            });
+            if gather_fast(&rows[..h], mr, kc, panel) {
+                continue;
+            }
             for ii in 0..h {
                 let src = &a[(i + ii) * lda + p0..][..kc];
-                for (d, &x) in panel[ii..].iter_mut().step_by(mr).zip(src) {
+                for (d, &x) in panel[ii..mr * kc].iter_mut().step_by(mr).zip(src) {
                     *d = x;
                 }
             }
             if h < mr {
-                for step in panel.chunks_exact_mut(mr) {
+                for step in panel[..mr * kc].chunks_exact_mut(mr) {
                     step[h..].fill(T::ZERO);
                 }
             }
         } else {
             // A(i + ii, p0 + p) = a[(p0 + p) * lda + i + ii]: contiguous per p.
-            for (p, step) in panel.chunks_exact_mut(mr).enumerate() {
+            for (p, step) in panel[..mr * kc].chunks_exact_mut(mr).enumerate() {
                 let src = &a[(p0 + p) * lda + i..][..h];
                 step[..h].copy_from_slice(src);
                 step[h..].fill(T::ZERO);
@@ -136,26 +324,37 @@ pub(crate) fn pack_b<T: Float>(
     dst: &mut [T],
 ) {
     let panels = cols.div_ceil(nr);
-    for (q, panel) in dst.chunks_exact_mut(nr * kc).take(panels).enumerate() {
+    for q in 0..panels {
+        let panel = &mut dst[q * nr * kc..];
         let j = j0 + q * nr;
         let w = nr.min(cols - q * nr);
         if !transb {
             // B(p0 + p, j + jj) = b[(p0 + p) * ldb + j + jj]: contiguous per p.
-            for (p, step) in panel.chunks_exact_mut(nr).enumerate() {
+            for (p, step) in panel[..nr * kc].chunks_exact_mut(nr).enumerate() {
                 let src = &b[(p0 + p) * ldb + j..][..w];
                 step[..w].copy_from_slice(src);
                 step[w..].fill(T::ZERO);
             }
         } else {
             // B(p0 + p, j + jj) = b[(j + jj) * ldb + p0 + p]: gather rows into columns.
+            let rows: [&[T]; MAX_GATHER] = std::array::from_fn(|jj| {
+                if jj < w {
+                    &b[(j + jj) * ldb + p0..][..kc]
+                } else {
+                    &[]
+                }
+            });
+            if gather_fast(&rows[..w], nr, kc, panel) {
+                continue;
+            }
             for jj in 0..w {
                 let src = &b[(j + jj) * ldb + p0..][..kc];
-                for (d, &x) in panel[jj..].iter_mut().step_by(nr).zip(src) {
+                for (d, &x) in panel[jj..nr * kc].iter_mut().step_by(nr).zip(src) {
                     *d = x;
                 }
             }
             if w < nr {
-                for step in panel.chunks_exact_mut(nr) {
+                for step in panel[..nr * kc].chunks_exact_mut(nr) {
                     step[w..].fill(T::ZERO);
                 }
             }
