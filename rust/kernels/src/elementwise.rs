@@ -208,6 +208,7 @@ struct Softsign;
 struct Softplus<V> {
     beta: V,
     threshold: V,
+    unit: bool,
 }
 struct Exp;
 struct Log;
@@ -282,7 +283,9 @@ impl<V: Simd> F1<V> for Softplus<V> {
         let z = x.mul(self.beta);
         let zero = V::splat(V::E::ZERO);
         let sp = zero.max(z).add(zero.sub(z.abs()).exp().ln_1p());
-        V::select(z.gt(self.threshold), x, sp.div(self.beta))
+        // x / 1 == x: skip the division in the common case (same bits).
+        let sp = if self.unit { sp } else { sp.div(self.beta) };
+        V::select(z.gt(self.threshold), x, sp)
     }
 }
 impl<V: Simd> F2<V> for Softplus<V> {
@@ -340,6 +343,7 @@ impl<T: Float> Kernel for Fwd<'_, T> {
                 Softplus {
                     beta: c(beta),
                     threshold: c(threshold),
+                    unit: V::E::from_f64(beta) == V::E::ONE,
                 },
                 x,
                 y,
@@ -375,6 +379,7 @@ impl<T: Float> Kernel for Bwd<'_, T> {
                 Softplus {
                     beta: c(beta),
                     threshold: c(threshold),
+                    unit: V::E::from_f64(beta) == V::E::ONE,
                 },
                 a,
                 g,

@@ -498,6 +498,13 @@ fn arg_contig<T: Float, const MAX: bool>(level: Level, x: &[T], par: bool) -> (T
     (best.0, best.1 as i64)
 }
 
+/// Lanes where `v` replaces the running best `b`: strictly better, or the first NaN.
+#[inline(always)]
+unsafe fn improves<V: Simd, const MAX: bool>(v: V, b: V) -> V::M {
+    let strict = if MAX { v.gt(b) } else { v.lt(b) };
+    V::mask_or(strict, V::mask_andnot(v.is_nan(), b.is_nan()))
+}
+
 /// Best (value, index) of a non-empty block of at most MAX_BLOCK elements.
 struct ArgBlock<'a, T, const MAX: bool> {
     x: &'a [T],
@@ -531,16 +538,12 @@ impl<T: Float, const MAX: bool> Kernel for ArgBlock<'_, T, MAX> {
         let mut bidx = iota;
         let step = V::splat(V::E::from_usize(l));
         let mut cur = iota;
-        let upd = |v: V, b: V| {
-            let strict = if MAX { v.gt(b) } else { v.lt(b) };
-            V::mask_or(strict, V::mask_andnot(v.is_nan(), b.is_nan()))
-        };
         let mut i = first;
         // SAFETY (all pointer uses): i + LANES <= n in the loop, n - i < LANES in the tail.
         while i + l <= n {
             cur = cur.add(step);
             let v = V::load(p.add(i));
-            let mk = upd(v, best);
+            let mk = improves::<V, MAX>(v, best);
             best = V::select(mk, v, best);
             bidx = V::select(mk, cur, bidx);
             i += l;
@@ -548,7 +551,7 @@ impl<T: Float, const MAX: bool> Kernel for ArgBlock<'_, T, MAX> {
         if i < n {
             cur = cur.add(step);
             let v = V::load_partial(p.add(i), n - i, fill);
-            let mk = upd(v, best);
+            let mk = improves::<V, MAX>(v, best);
             best = V::select(mk, v, best);
             bidx = V::select(mk, cur, bidx);
         }
@@ -629,10 +632,6 @@ impl<T: Float, const MAX: bool> Kernel for ArgStrided<'_, T, MAX> {
         let p = x.as_ptr();
         let (pv, pi) = (val.as_mut_ptr(), idx.as_mut_ptr());
         let l = V::LANES;
-        let upd = |v: V, b: V| {
-            let strict = if MAX { v.gt(b) } else { v.lt(b) };
-            V::mask_or(strict, V::mask_andnot(v.is_nan(), b.is_nan()))
-        };
         let z = V::E::ZERO;
         let mut c = 0;
         // SAFETY (all pointer uses): c + LANES <= w (or the r = w - c lanes of the tail)
@@ -651,7 +650,7 @@ impl<T: Float, const MAX: bool> Kernel for ArgStrided<'_, T, MAX> {
                 } else {
                     V::load_partial(q, r, z)
                 };
-                let mk = upd(v, b);
+                let mk = improves::<V, MAX>(v, b);
                 b = V::select(mk, v, b);
                 bi = V::select(mk, cur, bi);
             }

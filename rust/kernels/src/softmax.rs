@@ -326,24 +326,29 @@ unsafe fn backward_row<V: Simd>(y: &[V::E], g: &[V::E], o: &mut [V::E], log: boo
         };
     }
     let s = V::splat(s0.hsum());
-    let f = |yv: V, gv: V| {
-        if log {
-            gv.sub(yv.exp().mul(s))
-        } else {
-            yv.mul(gv.sub(s))
-        }
-    };
     let mut i = 0;
     while i + V::LANES <= n {
-        f(V::load(py.add(i)), V::load(pg.add(i))).store(po.add(i));
+        grad::<V>(V::load(py.add(i)), V::load(pg.add(i)), s, log).store(po.add(i));
         i += V::LANES;
     }
     if i < n {
-        f(
+        grad::<V>(
             V::load_partial(py.add(i), n - i, z),
             V::load_partial(pg.add(i), n - i, z),
+            s,
+            log,
         )
         .store_partial(po.add(i), n - i);
+    }
+}
+
+/// gx = gy - exp(y) s (log_softmax) or y (gy - s) (softmax).
+#[inline(always)]
+unsafe fn grad<V: Simd>(y: V, g: V, s: V, log: bool) -> V {
+    if log {
+        g.sub(y.exp().mul(s))
+    } else {
+        y.mul(g.sub(s))
     }
 }
 

@@ -55,6 +55,8 @@ pub(crate) trait Simd: Copy {
     unsafe fn mask_or(a: Self::M, b: Self::M) -> Self::M;
     /// `a & !b`.
     unsafe fn mask_andnot(a: Self::M, b: Self::M) -> Self::M;
+    /// Whether any lane of `m` is set.
+    unsafe fn any(m: Self::M) -> bool;
     /// `m ? a : b` lane by lane.
     unsafe fn select(m: Self::M, a: Self, b: Self) -> Self;
     unsafe fn exp(self) -> Self;
@@ -127,6 +129,21 @@ pub(crate) trait SimdF32: Simd<E = f32> {
     unsafe fn frexp(self) -> (Self, Self);
     /// |self| with the sign of `s`.
     unsafe fn copysign(self, s: Self) -> Self;
+    /// Rounds to the nearest integer, ties to even (|self| < 2^22).
+    #[inline(always)]
+    unsafe fn round_even(self) -> Self {
+        let m = Self::splat(ROUND_MAGIC);
+        self.add(m).sub(m)
+    }
+    /// self * 2^n for integral n in [-152, 130], rounded once (into subnormals or inf).
+    #[inline(always)]
+    unsafe fn ldexp(self, n: Self) -> Self {
+        // 2^n = 2^n1 * 2^n2 with n1, n2 in [-76, 65]: the first product is exact, the
+        // second rounds once.
+        let n1 = n.mul(Self::splat(0.5)).round_even();
+        let n2 = n.sub(n1);
+        self.mul(n1.pow2i()).mul(n2.pow2i())
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -135,19 +152,13 @@ pub(crate) trait SimdF32: Simd<E = f32> {
 /// 1.5 * 2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to an integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
-#[inline(always)]
-unsafe fn round_f32<V: SimdF32>(x: V) -> V {
-    let m = V::splat(ROUND_MAGIC);
-    x.add(m).sub(m)
-}
-
 /// e^x for f32 lanes: |error| <= ~1 ulp; inf -> inf, -inf -> 0, NaN -> NaN, overflow to inf,
 /// gradual underflow to subnormals and 0.
 #[inline(always)]
 pub(crate) unsafe fn exp_f32<V: SimdF32>(x: V) -> V {
     // Clamp (NaN-preserving: max/min return their second operand for NaN).
     let x = V::splat(89.0).min(V::splat(-104.0).max(x));
-    let n = round_f32(x.mul(V::splat(std::f32::consts::LOG2_E)));
+    let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round_even();
     // Cody-Waite: ln 2 = C1 + C2 with C1 exact in 9 bits.
     let r = n.mul_add(V::splat(-0.693_359_4), x);
     let r = n.mul_add(V::splat(2.121_944_4e-4), r);
@@ -159,11 +170,7 @@ pub(crate) unsafe fn exp_f32<V: SimdF32>(x: V) -> V {
     p = p.mul_add(r, V::splat(1.666_666_5e-1));
     p = p.mul_add(r, V::splat(5e-1));
     let p = p.mul_add(z, r).add(V::splat(1.0));
-    // 2^n = 2^n1 * 2^n2 with n1, n2 in [-76, 65]: each product is exact except the last,
-    // which rounds once (also into the subnormal range) or overflows to inf.
-    let n1 = round_f32(n.mul(V::splat(0.5)));
-    let n2 = n.sub(n1);
-    p.mul(n1.pow2i()).mul(n2.pow2i())
+    p.ldexp(n)
 }
 
 /// ln(x) for f32 lanes: ~1 ulp; ln(0) = -inf, ln(x < 0) = NaN, ln(inf) = inf, NaN -> NaN,
@@ -171,9 +178,25 @@ pub(crate) unsafe fn exp_f32<V: SimdF32>(x: V) -> V {
 #[inline(always)]
 pub(crate) unsafe fn ln_f32<V: SimdF32>(x0: V) -> V {
     let tiny = x0.lt(V::splat(f32::MIN_POSITIVE));
+    let inf = x0.eq(V::splat(f32::INFINITY));
+    let special = V::mask_or(V::mask_or(tiny, inf), x0.is_nan());
+    if !V::any(special) {
+        // Fast path: every lane positive, normal and finite (same arithmetic as below).
+        return ln_core(x0, V::splat(0.0));
+    }
     let x = V::select(tiny, x0.mul(V::splat(8_388_608.0)), x0);
+    let r = ln_core(x, V::select(tiny, V::splat(-23.0), V::splat(0.0)));
+    let r = V::select(inf, x0, r);
+    let r = V::select(x0.lt(V::splat(0.0)), V::splat(f32::NAN), r);
+    let r = V::select(x0.eq(V::splat(0.0)), V::splat(f32::NEG_INFINITY), r);
+    V::select(x0.is_nan(), x0, r)
+}
+
+/// ln(x * 2^eadj) for positive normal x (Cephes logf reduction and polynomial).
+#[inline(always)]
+unsafe fn ln_core<V: SimdF32>(x: V, eadj: V) -> V {
     let (m, e) = x.frexp();
-    let e = V::select(tiny, e.sub(V::splat(23.0)), e);
+    let e = e.add(eadj);
     let small = m.lt(V::splat(std::f32::consts::FRAC_1_SQRT_2));
     let e = V::select(small, e.sub(V::splat(1.0)), e);
     let f = V::select(small, m.add(m), m).sub(V::splat(1.0));
@@ -191,12 +214,7 @@ pub(crate) unsafe fn ln_f32<V: SimdF32>(x0: V) -> V {
     let y = e.mul_add(V::splat(-2.121_944_4e-4), y);
     let y = z.mul_add(V::splat(-0.5), y);
     let r = f.add(y);
-    let r = e.mul_add(V::splat(0.693_359_4), r);
-    // Special values.
-    let r = V::select(x0.eq(V::splat(f32::INFINITY)), x0, r);
-    let r = V::select(x0.lt(V::splat(0.0)), V::splat(f32::NAN), r);
-    let r = V::select(x0.eq(V::splat(0.0)), V::splat(f32::NEG_INFINITY), r);
-    V::select(x0.is_nan(), x0, r)
+    e.mul_add(V::splat(0.693_359_4), r)
 }
 
 /// ln(1 + t) for f32 lanes, t >= -1: ln(u) + (t - (u - 1)) / u with u = 1 + t, which
@@ -318,6 +336,10 @@ macro_rules! scalar_common {
         #[inline(always)]
         unsafe fn mask_andnot(a: bool, b: bool) -> bool {
             a & !b
+        }
+        #[inline(always)]
+        unsafe fn any(m: bool) -> bool {
+            m
         }
         #[inline(always)]
         unsafe fn select(m: bool, a: Self, b: Self) -> Self {
@@ -483,6 +505,10 @@ mod x86 {
             _mm256_andnot_ps(b, a)
         }
         #[inline(always)]
+        unsafe fn any(m: __m256) -> bool {
+            _mm256_movemask_ps(m) != 0
+        }
+        #[inline(always)]
         unsafe fn select(m: __m256, a: Self, b: Self) -> Self {
             Self(_mm256_blendv_ps(b.0, a.0, m))
         }
@@ -604,6 +630,10 @@ mod x86 {
             _mm256_andnot_pd(b, a)
         }
         #[inline(always)]
+        unsafe fn any(m: __m256d) -> bool {
+            _mm256_movemask_pd(m) != 0
+        }
+        #[inline(always)]
         unsafe fn select(m: __m256d, a: Self, b: Self) -> Self {
             Self(_mm256_blendv_pd(b.0, a.0, m))
         }
@@ -710,6 +740,10 @@ mod x86 {
             a & !b
         }
         #[inline(always)]
+        unsafe fn any(m: __mmask16) -> bool {
+            m != 0
+        }
+        #[inline(always)]
         unsafe fn select(m: __mmask16, a: Self, b: Self) -> Self {
             Self(_mm512_mask_blend_ps(m, b.0, a.0))
         }
@@ -732,6 +766,18 @@ mod x86 {
     }
 
     impl SimdF32 for Avx512F32 {
+        // Same results as the generic versions, in one instruction each.
+        #[inline(always)]
+        unsafe fn round_even(self) -> Self {
+            Self(_mm512_roundscale_ps(
+                self.0,
+                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+            ))
+        }
+        #[inline(always)]
+        unsafe fn ldexp(self, n: Self) -> Self {
+            Self(_mm512_scalef_ps(self.0, n.0))
+        }
         #[inline(always)]
         unsafe fn pow2i(self) -> Self {
             let n = _mm512_cvtps_epi32(self.0);
@@ -843,6 +889,10 @@ mod x86 {
         #[inline(always)]
         unsafe fn mask_andnot(a: __mmask8, b: __mmask8) -> __mmask8 {
             a & !b
+        }
+        #[inline(always)]
+        unsafe fn any(m: __mmask8) -> bool {
+            m != 0
         }
         #[inline(always)]
         unsafe fn select(m: __mmask8, a: Self, b: Self) -> Self {
