@@ -55,6 +55,8 @@ def ref_softplus(x, beta=1.0, threshold=20.0):
 
 def ref_softmax(x, axis=-1):
     x = np.asarray(x, np.float64)
+    if x.size == 0:
+        return x.copy()
     m = np.max(x, axis=axis, keepdims=True)
     e = np.exp(x - m)
     return e / e.sum(axis=axis, keepdims=True)
@@ -62,6 +64,8 @@ def ref_softmax(x, axis=-1):
 
 def ref_log_softmax(x, axis=-1):
     x = np.asarray(x, np.float64)
+    if x.size == 0:
+        return x.copy()
     m = np.max(x, axis=axis, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
 

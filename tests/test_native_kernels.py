@@ -176,4 +176,6 @@ def test_binding_rejects_bad_arguments():
     with pytest.raises(ValueError, match="positive"):
         _native.set_num_threads(0)
     with pytest.raises(ValueError, match="0-d"):
-        _native.softmax(np.float32(1.0) * np.ones((), np.float32))
+        _native.softmax(np.ones((), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        _native.softmax(np.float32(1.0))

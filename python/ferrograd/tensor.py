@@ -113,7 +113,7 @@ def _other(x: Any, like: "Tensor") -> "Tensor":
 def _make(data: np.ndarray, inputs: tuple, backward, name: str) -> "Tensor":
     """Wraps an op's output, recording the node when some input needs grad."""
     t = Tensor.__new__(Tensor)
-    t.data = data
+    t.data = data if type(data) is np.ndarray else np.asarray(data)
     t.grad = None
     t._retain = False
     if _GradMode.enabled:
@@ -772,6 +772,20 @@ def _gemm3(a: np.ndarray, b: np.ndarray, ta: bool, tb: bool) -> np.ndarray:
     return c
 
 
+def _prod(shape: tuple) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _as3(x: np.ndarray, bx: tuple, bshape: tuple) -> np.ndarray:
+    """x (..., r, c) as a 3-D batch: (1, r, c) when it has no batch dims, else broadcast
+    to ``bshape`` and flattened to (prod(bshape), r, c)."""
+    if not bx:
+        return x[None]
+    if bx != bshape:
+        x = np.broadcast_to(x, bshape + x.shape[-2:])
+    return x.reshape((_prod(bshape),) + x.shape[-2:])
+
+
 def _bmm(x: np.ndarray, y: np.ndarray, tx: bool = False, ty: bool = False) -> np.ndarray:
     """op(x) @ op(y) for arrays of >= 2 dims with broadcast batch dims (no checks)."""
     if x.dtype != y.dtype:
@@ -783,11 +797,11 @@ def _bmm(x: np.ndarray, y: np.ndarray, tx: bool = False, ty: bool = False) -> np
     if not by and not tx:
         # (..., m, k) @ (k, n): one GEMM with the batch folded into the rows.
         k = x.shape[-1]
-        c = _gemm3(x.reshape(1, -1, k), y[None], False, ty)
+        c = _gemm3(x.reshape(1, _prod(x.shape[:-1]), k), y[None], False, ty)
         return c.reshape(bx + (m, n))
     bshape = np.broadcast_shapes(bx, by)
-    x3 = x.reshape((-1,) + x.shape[-2:]) if bx == bshape or not bx else np.broadcast_to(x, bshape + x.shape[-2:]).reshape((-1,) + x.shape[-2:])
-    y3 = y.reshape((-1,) + y.shape[-2:]) if by == bshape or not by else np.broadcast_to(y, bshape + y.shape[-2:]).reshape((-1,) + y.shape[-2:])
+    x3 = _as3(x, bx, bshape)
+    y3 = _as3(y, by, bshape)
     c = _gemm3(x3, y3, tx, ty)
     return c.reshape(bshape + (m, n))
 
@@ -831,7 +845,8 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
         if b.requires_grad:
             if B2.ndim == 2:
                 k, n = B2.shape
-                gb = _gemm3(A2.reshape(1, -1, k), g2.reshape(1, -1, n), True, False)[0]
+                rows = _prod(A2.shape[:-1])
+                gb = _gemm3(A2.reshape(1, rows, k), g2.reshape(1, rows, n), True, False)[0]
             else:
                 gb = _unbroadcast(_bmm(A2, g2, tx=True), B2.shape)
             gb = gb.reshape(B.shape)

@@ -69,14 +69,14 @@ def gradcheck(
     base = evaluate()
     numeric = [[np.zeros((o.size, xs[i].data.size)) for i in diff] for o in base]
     for col, i in enumerate(diff):
-        flat = xs[i].data.reshape(-1)
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
+        data = xs[i].data  # perturbed in place, whatever its memory layout
+        for j, pos in enumerate(np.ndindex(data.shape)):
+            orig = data[pos]
+            data[pos] = orig + eps
             plus = evaluate()
-            flat[j] = orig - eps
+            data[pos] = orig - eps
             minus = evaluate()
-            flat[j] = orig
+            data[pos] = orig
             for k in range(len(base)):
                 numeric[k][col][:, j] = ((plus[k] - minus[k]) / (2 * eps)).reshape(-1)
 
@@ -98,7 +98,7 @@ def gradcheck(
                 for c, i in enumerate(diff):
                     g = xs[i].grad
                     if g is not None:
-                        analytic[c][r, :] = g.data.reshape(-1)
+                        analytic[c][r, :] = np.ravel(g.data, order="C")
         for c, i in enumerate(diff):
             a, n = analytic[c], numeric[k][c]
             err = np.abs(a - n) - (atol + rtol * np.abs(n))

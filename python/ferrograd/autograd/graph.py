@@ -104,6 +104,8 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
         for t, gi in zip(node.inputs, in_grads):
             if gi is None or not t.requires_grad:
                 continue
+            if type(gi) is not np.ndarray:  # NumPy turns 0-d results into scalars
+                gi = np.asarray(gi)
             if gi.shape != t.data.shape:
                 raise RuntimeError(
                     f"{node.name}: internal error, gradient of shape {gi.shape} for an input "

@@ -43,12 +43,14 @@ enum Arr<'py> {
 }
 
 fn describe(x: &Bound<'_, PyAny>) -> String {
+    let ty = match x.get_type().name() {
+        Ok(n) => n.to_string(),
+        Err(_) => "unknown".to_string(),
+    };
     match x.getattr("dtype") {
-        Ok(d) => format!("an array of dtype {d}"),
-        Err(_) => match x.get_type().name() {
-            Ok(n) => format!("an object of type {n}"),
-            Err(_) => "an unknown object".to_string(),
-        },
+        Ok(d) if ty == "ndarray" => format!("an array of dtype {d}"),
+        Ok(d) => format!("an object of type {ty} (dtype {d})"),
+        Err(_) => format!("an object of type {ty}"),
     }
 }
 
