@@ -426,74 +426,16 @@ unsafe fn scale_c<T: Float>(p: &Args<T>) {
 /// As [`run`]; the CPU supports `K`'s instruction set.
 unsafe fn top<K: MicroKernel>(mode: Mode, p: &Args<K::T>) {
     let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
+    // Small problems: the kernel reads A (and B unless transposed) in place.
+    let direct = K::STRIDED && work <= DIRECT_MAX_MNK;
     match mode {
         Mode::Auto if work >= PAR_MIN_MNK && threading::get_num_threads() > 1 => {
-            threading::install(|| unsafe { blocked::<K>(p, rayon::current_num_threads().max(1)) });
+            threading::install(|| unsafe {
+                blocked::<K>(p, rayon::current_num_threads().max(1), direct)
+            });
         }
-        Mode::Forced(t) => unsafe { blocked::<K>(p, t.max(1)) },
-        _ if K::STRIDED && work <= DIRECT_MAX_MNK => unsafe { direct::<K>(p) },
-        _ => unsafe { blocked::<K>(p, 1) },
-    }
-}
-
-/// Single-threaded GEMM without packing A (and B unless transposed): the kernel reads
-/// the operands in place. Same k blocking and kernel arithmetic as [`blocked`], so the
-/// same results bit for bit.
-///
-/// # Safety
-/// As [`run`]; `K::STRIDED`; the CPU supports `K`'s instruction set; m, n, k >= 1.
-unsafe fn direct<K: MicroKernel>(p: &Args<K::T>) {
-    let (mr, nr) = (K::MR, K::NR);
-    let (m, n, k) = (p.m, p.n, p.k);
-    let mut bbuf = pack::PooledBuf::take();
-    let bpack = if p.transb {
-        bbuf.slice::<K::T>(K::KC.min(k) * n.div_ceil(nr) * nr + pack::PACK_SLACK)
-    } else {
-        &mut []
-    };
-    for pc in (0..k).step_by(K::KC) {
-        let kc = (k - pc).min(K::KC);
-        let beta = if pc == 0 { p.beta } else { K::T::ONE };
-        if p.transb {
-            pack::pack_b(nr, true, p.b, p.ldb, pc, kc, 0, n, bpack);
-        }
-        for j in (0..n).step_by(nr) {
-            let nrr = nr.min(n - j);
-            let (bptr, b_rs) = if p.transb {
-                (bpack[(j / nr) * nr * kc..].as_ptr(), nr)
-            } else {
-                // Element (pc, j) of B: pc < k, j < n, inside the validated span.
-                (p.b[pc * p.ldb + j..].as_ptr(), p.ldb)
-            };
-            for i in (0..m).step_by(mr) {
-                let mrr = mr.min(m - i);
-                let (aptr, a_rs, a_cs) = if p.transa {
-                    (p.a[pc * p.lda + i..].as_ptr(), 1, p.lda)
-                } else {
-                    (p.a[i * p.lda + pc..].as_ptr(), p.lda, 1)
-                };
-                // SAFETY: A elements (i + ii, pc + pp) and B elements (pc + pp, j + jj)
-                // for ii < mrr, jj < nrr, pp < kc lie inside the validated spans of op(A)
-                // and op(B) (or the packed block); the C tile lies inside C, which this
-                // thread owns for the call.
-                unsafe {
-                    K::run_strided(
-                        kc,
-                        aptr,
-                        a_rs,
-                        a_cs,
-                        bptr,
-                        b_rs,
-                        p.c.get().add(i * p.ldc + j),
-                        p.ldc,
-                        p.alpha,
-                        beta,
-                        mrr,
-                        nrr,
-                    )
-                };
-            }
-        }
+        Mode::Forced(t) => unsafe { blocked::<K>(p, t.max(1), direct) },
+        _ => unsafe { blocked::<K>(p, 1, direct) },
     }
 }
 
@@ -541,16 +483,22 @@ fn choose_grid(
 }
 
 /// The blocked GEMM on `threads` threads of the current Rayon context (1 = inline).
+/// With `direct` (only for kernels with `STRIDED`), A is read in place instead of packed,
+/// and so is B unless transposed. Packing never changes the arithmetic: the results are
+/// the same bit for bit either way.
 ///
 /// # Safety
-/// As [`run`]; the CPU supports `K`'s instruction set; m, n, k >= 1.
-unsafe fn blocked<K: MicroKernel>(p: &Args<K::T>, threads: usize) {
+/// As [`run`]; the CPU supports `K`'s instruction set; m, n, k >= 1; `direct` only if
+/// `K::STRIDED`.
+unsafe fn blocked<K: MicroKernel>(p: &Args<K::T>, threads: usize, direct: bool) {
+    let pack_a = !direct;
+    let pack_b = !direct || p.transb;
     let (mr, nr) = (K::MR, K::NR);
     let (m, n, k) = (p.m, p.n, p.k);
     let kc_max = K::KC.min(k);
     let nc_max = K::NC.min(n).div_ceil(nr) * nr;
     let mut bbuf = pack::PooledBuf::take();
-    let bpack = bbuf.slice::<K::T>(kc_max * nc_max + pack::PACK_SLACK);
+    let bpack = bbuf.slice::<K::T>(if pack_b { kc_max * nc_max } else { 0 });
     let pm = m.div_ceil(mr);
     for jc in (0..n).step_by(K::NC) {
         let nc = (n - jc).min(K::NC);
@@ -560,9 +508,10 @@ unsafe fn blocked<K: MicroKernel>(p: &Args<K::T>, threads: usize) {
             let kc = (k - pc).min(K::KC);
             let beta = if pc == 0 { p.beta } else { K::T::ONE };
             let panel = nr * kc;
-            let bp = &mut bpack[..pn * panel];
+            let bp = &mut bpack[..if pack_b { pn * panel } else { 0 }];
             // Pack the B block (in parallel when there are threads to share it).
-            if threads > 1 && pn > 1 {
+            if !pack_b {
+            } else if threads > 1 && pn > 1 {
                 let per = pn.div_ceil(threads * 2);
                 bp.par_chunks_mut(per * panel)
                     .enumerate()
@@ -584,36 +533,66 @@ unsafe fn blocked<K: MicroKernel>(p: &Args<K::T>, threads: usize) {
                 }
                 let i0 = ps * mr;
                 let rows = (pe * mr).min(m) - i0;
-                pack::with_a_buf(|abuf| {
-                    let ap = abuf.slice::<K::T>((pe - ps) * mr * kc + pack::PACK_SLACK);
-                    pack::pack_a(mr, p.transa, p.a, p.lda, i0, rows, pc, kc, ap);
+                let tiles = |ap: &[K::T]| {
                     for q in qs..qe {
                         let j = q * nr;
                         let nrr = nr.min(nc - j);
-                        let bq = &bp[q * panel..][..panel];
-                        for (r, ar) in ap.chunks_exact(mr * kc).take(pe - ps).enumerate() {
+                        let (bq, b_rs) = if pack_b {
+                            (bp[q * panel..][..panel].as_ptr(), nr)
+                        } else {
+                            // Element (pc, jc + j) of B: inside its validated span.
+                            (p.b[pc * p.ldb + jc + j..].as_ptr(), p.ldb)
+                        };
+                        for r in 0..pe - ps {
                             let i = i0 + r * mr;
                             let mrr = mr.min(m - i);
+                            let cij = p.c.get().wrapping_add(i * p.ldc + jc + j);
                             // SAFETY: the tile rows i .. i + mrr < m, columns
                             // jc + j .. jc + j + nrr <= n lie inside C; this task is the
                             // only one writing them (tasks own disjoint row x column
-                            // ranges); the panels hold kc * MR and kc * NR elements.
+                            // ranges). Packed panels hold kc * MR and kc * NR elements;
+                            // unpacked, A elements (i + ii, pc + pp) and B elements
+                            // (pc + pp, jc + j + jj) for ii < mrr, jj < nrr, pp < kc lie
+                            // in the validated spans of op(A) and op(B).
                             unsafe {
-                                K::run(
-                                    kc,
-                                    ar.as_ptr(),
-                                    bq.as_ptr(),
-                                    p.c.get().add(i * p.ldc + jc + j),
-                                    p.ldc,
-                                    p.alpha,
-                                    beta,
-                                    mrr,
-                                    nrr,
-                                )
+                                if pack_a && pack_b {
+                                    K::run(
+                                        kc,
+                                        ap[r * mr * kc..].as_ptr(),
+                                        bq,
+                                        cij,
+                                        p.ldc,
+                                        p.alpha,
+                                        beta,
+                                        mrr,
+                                        nrr,
+                                    )
+                                } else {
+                                    let (a, a_rs, a_cs) = if pack_a {
+                                        (ap[r * mr * kc..].as_ptr(), 1, mr)
+                                    } else if p.transa {
+                                        (p.a[pc * p.lda + i..].as_ptr(), 1, p.lda)
+                                    } else {
+                                        (p.a[i * p.lda + pc..].as_ptr(), p.lda, 1)
+                                    };
+                                    K::run_strided(
+                                        kc, a, a_rs, a_cs, bq, b_rs, cij, p.ldc, p.alpha, beta,
+                                        mrr, nrr,
+                                    )
+                                }
                             };
                         }
                     }
-                });
+                };
+                if pack_a {
+                    pack::with_a_buf(|abuf| {
+                        let ap = abuf.slice::<K::T>((pe - ps) * mr * kc + pack::PACK_SLACK);
+                        pack::pack_a(mr, p.transa, p.a, p.lda, i0, rows, pc, kc, ap);
+                        tiles(ap);
+                    });
+                } else {
+                    tiles(&[]);
+                }
             };
             let tasks = grid.gm * grid.gn;
             if threads > 1 && tasks > 1 {

@@ -719,3 +719,66 @@ fn gemm_grid_covers_panels() {
         }
     }
 }
+
+/// Runs the blocked driver of kernel `K` with or without packing, on one thread.
+fn run_blocked<K: MicroKernel>(cs: &Case, d: &Data<K::T>, direct: bool) -> Vec<u64> {
+    let mut c = d.c.clone();
+    let args = Args {
+        transa: cs.ta,
+        transb: cs.tb,
+        m: cs.m,
+        n: cs.n,
+        k: cs.k,
+        alpha: K::T::from_f64(cs.alpha),
+        a: &d.a,
+        lda: d.lda,
+        b: &d.b,
+        ldb: d.ldb,
+        beta: K::T::from_f64(cs.beta),
+        c: SendPtr(c.as_mut_ptr()),
+        ldc: d.ldc,
+    };
+    // SAFETY: the data was built for this case (validated by make); c is owned here.
+    unsafe { blocked::<K>(&args, 1, direct) };
+    bits(&c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn gemm_direct_equals_packed_bitwise() {
+    if simd::level() < Level::Avx512 {
+        return;
+    }
+    for (x, &(m, n, k)) in [(64, 64, 64), (37, 100, 300), (15, 33, 1), (130, 70, 520)]
+        .iter()
+        .enumerate()
+    {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let cs = Case {
+                ta,
+                tb,
+                pad: (x, 1, 2),
+                beta: 0.5,
+                ..Case::new(m, n, k)
+            };
+            let d32 = make::<f32>(&cs, 11);
+            let d64 = make::<f64>(&cs, 12);
+            assert!(
+                run_blocked::<kernels::Avx512F32>(&cs, &d32, true)
+                    == run_blocked::<kernels::Avx512F32>(&cs, &d32, false),
+                "f32 {cs:?}"
+            );
+            assert!(
+                run_blocked::<kernels::Avx512F64>(&cs, &d64, true)
+                    == run_blocked::<kernels::Avx512F64>(&cs, &d64, false),
+                "f64 {cs:?}"
+            );
+            verify(
+                &cs,
+                &d32,
+                &run_case(Level::Avx512, Mode::Inline, &cs, &d32),
+                "direct",
+            );
+        }
+    }
+}
