@@ -761,19 +761,26 @@ def _contig_t(x: np.ndarray, trans: bool) -> tuple:
 
 
 def _gemm3(a: np.ndarray, b: np.ndarray, ta: bool, tb: bool) -> np.ndarray:
-    """op(a) @ op(b) for 3-D a (1 or B, ., .) and b (1 or B, ., .) -> (B, m, n)."""
+    """op(a) @ op(b) for a, b of 2 or 3 dims (batch 1 or B) -> (m, n) if both are 2-D,
+    else (B, m, n)."""
+    if a.dtype != b.dtype:
+        dt = np.promote_types(a.dtype, b.dtype)
+        a, b = a.astype(dt), b.astype(dt)
     a, ta = _contig_t(a, ta)
     b, tb = _contig_t(b, tb)
-    m = a.shape[2] if ta else a.shape[1]
-    n = b.shape[1] if tb else b.shape[2]
-    batch = builtins.max(a.shape[0], b.shape[0])
-    c = np.empty((batch, m, n), dtype=a.dtype)
+    m = a.shape[-1] if ta else a.shape[-2]
+    n = b.shape[-2] if tb else b.shape[-1]
+    if a.ndim == 2 and b.ndim == 2:
+        c = np.empty((m, n), dtype=a.dtype)
+    else:
+        batch = builtins.max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1)
+        c = np.empty((batch, m, n), dtype=a.dtype)
     _native.gemm(ta, tb, 1.0, a, b, 0.0, c)
     return c
 
 
 def _prod(shape: tuple) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)
 
 
 def _as3(x: np.ndarray, bx: tuple, bshape: tuple) -> np.ndarray:
@@ -788,21 +795,18 @@ def _as3(x: np.ndarray, bx: tuple, bshape: tuple) -> np.ndarray:
 
 def _bmm(x: np.ndarray, y: np.ndarray, tx: bool = False, ty: bool = False) -> np.ndarray:
     """op(x) @ op(y) for arrays of >= 2 dims with broadcast batch dims (no checks)."""
-    if x.dtype != y.dtype:
-        dt = np.promote_types(x.dtype, y.dtype)
-        x, y = x.astype(dt), y.astype(dt)
+    if x.ndim == 2 and y.ndim == 2:
+        return _gemm3(x, y, tx, ty)
     bx, by = x.shape[:-2], y.shape[:-2]
     m = x.shape[-1] if tx else x.shape[-2]
     n = y.shape[-2] if ty else y.shape[-1]
     if not by and not tx:
         # (..., m, k) @ (k, n): one GEMM with the batch folded into the rows.
         k = x.shape[-1]
-        c = _gemm3(x.reshape(1, _prod(x.shape[:-1]), k), y[None], False, ty)
+        c = _gemm3(x.reshape(_prod(x.shape[:-1]), k), y, False, ty)
         return c.reshape(bx + (m, n))
     bshape = np.broadcast_shapes(bx, by)
-    x3 = _as3(x, bx, bshape)
-    y3 = _as3(y, by, bshape)
-    c = _gemm3(x3, y3, tx, ty)
+    c = _gemm3(_as3(x, bx, bshape), _as3(y, by, bshape), tx, ty)
     return c.reshape(bshape + (m, n))
 
 
@@ -822,10 +826,11 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
             f"matmul: shapes {A.shape} and {B.shape} are not aligned "
             f"({A2.shape[-1]} (dim {A.ndim - 1}) != {B2.shape[-2]} (dim {builtins.max(B.ndim - 2, 0)}))"
         )
-    try:
-        np.broadcast_shapes(A2.shape[:-2], B2.shape[:-2])
-    except ValueError:
-        raise ValueError(f"matmul: batch dimensions of shapes {A.shape} and {B.shape} cannot be broadcast") from None
+    if A2.ndim > 2 and B2.ndim > 2:
+        try:
+            np.broadcast_shapes(A2.shape[:-2], B2.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: batch dimensions of shapes {A.shape} and {B.shape} cannot be broadcast") from None
     C = _bmm(A2, B2)
     out = C
     if a1:
@@ -846,13 +851,13 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
             if B2.ndim == 2:
                 k, n = B2.shape
                 rows = _prod(A2.shape[:-1])
-                gb = _gemm3(A2.reshape(1, rows, k), g2.reshape(1, rows, n), True, False)[0]
+                gb = _gemm3(A2.reshape(rows, k), g2.reshape(rows, n), True, False)
             else:
                 gb = _unbroadcast(_bmm(A2, g2, tx=True), B2.shape)
             gb = gb.reshape(B.shape)
         return ga, gb
 
-    return _make(np.ascontiguousarray(out) if out.ndim else out, (a, b), backward, "MmBackward")
+    return _make(out if out.flags.c_contiguous else np.ascontiguousarray(out), (a, b), backward, "MmBackward")
 
 
 # ----------------------------------------------------------------------------- reductions
@@ -875,31 +880,41 @@ def _reduce_data(op: str, x: np.ndarray, axes: tuple) -> np.ndarray:
     x = _contig(x)
     for run in reversed(_merge_runs(axes)):
         lo, hi = run[0], run[-1]
-        shape = x.shape[:lo] + (int(np.prod(x.shape[lo : hi + 1], dtype=np.int64)),) + x.shape[hi + 1 :]
+        shape = x.shape[:lo] + (math.prod(x.shape[lo : hi + 1]),) + x.shape[hi + 1 :]
         x = _native.reduce(op, x.reshape(shape), lo)
     return x
 
 
-def _expand_back(g: np.ndarray, shape: tuple, axes: tuple, keepdim: bool) -> np.ndarray:
-    if not keepdim:
-        g = np.expand_dims(g, axes)
-    return np.broadcast_to(g, shape)
+def _keep_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _expand_back(g: np.ndarray, shape: tuple, keep_shape: tuple) -> np.ndarray:
+    """The gradient of a reduction, g, spread back over the reduced axes."""
+    out = np.empty(shape, dtype=g.dtype)
+    np.copyto(out, g.reshape(keep_shape))
+    return out
 
 
 def sum(x: TensorLike, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Optional[bool] = None) -> Tensor:
     """Sum over ``dim`` (an int, a tuple, or None for all); ``keepdim`` keeps them as 1."""
     x = _t(x)
-    dim, keepdim = _pick("sum", dim, axis, keepdim, keepdims)
-    shape = x.data.shape
-    axes = _normalize_axes("sum", dim, x.ndim)
-    if axes is None:
-        axes = tuple(range(x.ndim))
-    out = _reduce_data("sum", x.data, axes) if axes else x.data.copy()
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _pick("sum", dim, axis, keepdim, keepdims)
+    xd = x.data
+    shape = xd.shape
+    if dim is None:
+        axes = tuple(range(xd.ndim))
+        out = _native.reduce("sum", _contig(xd).reshape(-1), 0)
+    else:
+        axes = _normalize_axes("sum", dim, xd.ndim)
+        out = _reduce_data("sum", xd, axes) if axes else xd.copy()
+    keep_shape = _keep_shape(shape, axes)
     if keepdim:
-        out = out.reshape(tuple(1 if i in axes else s for i, s in enumerate(shape)))
+        out = out.reshape(keep_shape)
 
     def backward(g):
-        return (_expand_back(g, shape, axes, keepdim),)
+        return (_expand_back(g, shape, keep_shape),)
 
     return _make(out, (x,), backward, "SumBackward")
 
@@ -916,7 +931,7 @@ def mean(x: TensorLike, dim: Any = None, keepdim: bool = False, *, axis: Any = N
         out = x.data.copy()
         count = 1
     else:
-        count = int(np.prod([shape[i] for i in axes], dtype=np.int64))
+        count = math.prod(shape[i] for i in axes)
         x0 = _contig(x.data)
         runs = _merge_runs(axes)
         if len(runs) == 1:
@@ -924,13 +939,14 @@ def mean(x: TensorLike, dim: Any = None, keepdim: bool = False, *, axis: Any = N
         else:
             with np.errstate(invalid="ignore", divide="ignore"):
                 out = _reduce_data("sum", x0, axes) / np.asarray(count, x0.dtype)
+    keep_shape = _keep_shape(shape, axes)
     if keepdim:
-        out = out.reshape(tuple(1 if i in axes else s for i, s in enumerate(shape)))
+        out = out.reshape(keep_shape)
     dt = x.data.dtype
 
     def backward(g):
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (_expand_back(g / np.asarray(count, dt), shape, axes, keepdim),)
+            return (_expand_back(g / np.asarray(count, dt), shape, keep_shape),)
 
     return _make(out, (x,), backward, "MeanBackward")
 

@@ -148,15 +148,25 @@ fn gemm_t<T: Float + Element>(
     const OP: &str = "gemm";
     let b = same::<T>(OP, "b", b)?;
     let c = same::<T>(OP, "c", c)?;
-    if a.ndim() != 3 || b.ndim() != 3 || c.ndim() != 3 {
+    let nd_ok = |d: usize| d == 2 || d == 3;
+    if !nd_ok(a.ndim()) || !nd_ok(b.ndim()) || !nd_ok(c.ndim()) {
         return Err(PyValueError::new_err(format!(
-            "{OP}: a, b and c must be 3-D (batch, rows, cols), given shapes {:?}, {:?}, {:?}",
+            "{OP}: a, b and c must be 2-D (rows, cols) or 3-D (batch, rows, cols), given shapes \
+             {:?}, {:?}, {:?}",
             a.shape(),
             b.shape(),
             c.shape()
         )));
     }
-    let (sa, sb, sc) = (a.shape().to_vec(), b.shape().to_vec(), c.shape().to_vec());
+    // A 2-D array is a batch of one.
+    let as3 = |s: &[usize]| -> Vec<usize> {
+        if s.len() == 2 {
+            vec![1, s[0], s[1]]
+        } else {
+            s.to_vec()
+        }
+    };
+    let (sa, sb, sc) = (as3(a.shape()), as3(b.shape()), as3(c.shape()));
     let (batch, m, n) = (sc[0], sc[1], sc[2]);
     let (am, ak) = if transa { (sa[2], sa[1]) } else { (sa[1], sa[2]) };
     let (bk, bn) = if transb { (sb[2], sb[1]) } else { (sb[1], sb[2]) };
@@ -211,7 +221,8 @@ fn gemm_t<T: Float + Element>(
 /// gemm(transa, transb, alpha, a, b, beta, c): c = alpha * op(a) @ op(b) + beta * c, in place.
 ///
 /// a: (batch or 1, m, k) or, transposed, (batch or 1, k, m); b: (batch or 1, k, n) or
-/// (batch or 1, n, k); c: (batch, m, n). All C-contiguous with one float dtype.
+/// (batch or 1, n, k); c: (batch, m, n). A 2-D array stands for a batch of one. All
+/// C-contiguous with one float dtype.
 #[pyfunction]
 #[pyo3(signature = (transa, transb, alpha, a, b, beta, c))]
 #[allow(clippy::too_many_arguments)]
