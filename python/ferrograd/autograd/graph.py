@@ -42,39 +42,47 @@ def _freed(node: Node) -> RuntimeError:
     )
 
 
-def _topo_order(root: Node) -> list[Node]:
+def _topo_order(root: Node) -> list:
     """Nodes reachable from ``root``, each after every node that consumes its output."""
-    order: list[Node] = []
-    visited: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(root, False)]
+    order: list = []
+    visited: set = set()
+    stack: list = [(root, False)]
+    pop, push, add = stack.pop, stack.append, visited.add
     while stack:
-        node, done = stack.pop()
+        node, done = pop()
         if done:
             order.append(node)
             continue
-        if id(node) in visited:
+        if node in visited:
             continue
-        visited.add(id(node))
-        stack.append((node, True))
+        add(node)
+        push((node, True))
         for t in node.inputs:
             fn = t.grad_fn
-            if fn is not None and id(fn) not in visited:
-                stack.append((fn, False))
+            if fn is not None and fn not in visited:
+                push((fn, False))
     order.reverse()
     return order
 
 
-def _accumulate_leaf(t: "Tensor", g: np.ndarray) -> None:
-    from ..tensor import Tensor
+_TENSOR: list = []
 
-    if g.dtype != t.data.dtype:
-        g = g.astype(t.data.dtype)
+
+def _accumulate_leaf(t: "Tensor", g: np.ndarray) -> None:
+    if not _TENSOR:
+        from ..tensor import Tensor
+
+        _TENSOR.append(Tensor)
+    wrap = _TENSOR[0]._wrap
+    dt = t.data.dtype
+    if g.dtype != dt:
+        g = g.astype(dt)
     if t.grad is None:
         # A fresh, writable copy: the incoming array may be a broadcast view or shared
         # with another input's gradient.
-        t.grad = Tensor._wrap(np.array(g, dtype=t.data.dtype, copy=True).reshape(t.data.shape))
+        t.grad = wrap(np.array(g, dtype=dt, copy=True).reshape(t.data.shape))
     else:
-        t.grad = Tensor._wrap(t.grad.data + g)
+        t.grad = wrap(t.grad.data + g)
 
 
 def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
@@ -88,15 +96,16 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
             "element 0 of tensors does not require grad and does not have a grad_fn"
         )
     order = _topo_order(node0)
-    grads: dict[int, np.ndarray] = {id(node0): grad}
-    outputs: dict[int, "Tensor"] = {id(node0): root}
+    grads: dict = {node0: grad}
+    retained: dict = {node0: root} if root._retain else {}
     for node in order:
-        g = grads.pop(id(node), None)
-        out_t = outputs.pop(id(node), None)
-        if out_t is not None and out_t._retain and out_t.grad_fn is node:
-            _accumulate_leaf(out_t, g) if g is not None else None
+        g = grads.pop(node, None)
         if g is None:
             continue
+        if retained:
+            out_t = retained.pop(node, None)
+            if out_t is not None:
+                _accumulate_leaf(out_t, g)
         fn = node.backward_fn
         if fn is None:
             raise _freed(node)
@@ -115,9 +124,9 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
             if child is None:
                 _accumulate_leaf(t, gi)
             else:
-                key = id(child)
-                prev = grads.get(key)
-                grads[key] = gi if prev is None else prev + gi
-                outputs[key] = t
+                prev = grads.get(child)
+                grads[child] = gi if prev is None else prev + gi
+                if t._retain:
+                    retained[child] = t
         if not retain_graph:
             node.backward_fn = None
