@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 /// Elements per leaf block of a contiguous sum.
 pub const SUM_BLOCK: usize = 2048;
-/// Rows per leaf of a strided sum.
+/// Minimum rows per leaf of a strided sum.
 pub const SUM_ROWS: usize = 64;
 /// Elements per block of a contiguous max/min (indices inside are exact in f32).
 pub const MAX_BLOCK: usize = 1 << 16;
@@ -212,8 +212,14 @@ fn sum_tree<T: Float>(level: Level, x: &[T], lo: usize, hi: usize, par: bool) ->
     }
 }
 
+/// Rows per leaf of a strided sum: SUM_ROWS, more for narrow rows (about SUM_BLOCK
+/// elements). Depends on the shape only, never on the thread count.
+fn leaf_rows(inner: usize) -> usize {
+    (SUM_BLOCK / inner.max(1)).max(SUM_ROWS)
+}
+
 /// out[c] = sum_j xo[j * inner + c0 + c] for c < out.len(), by a pairwise tree over
-/// leaves of SUM_ROWS rows.
+/// leaves of `leaf_rows(inner)` rows.
 fn sum_strided<T: Float>(
     level: Level,
     xo: &[T],
@@ -223,7 +229,7 @@ fn sum_strided<T: Float>(
     out: &mut [T],
     par: bool,
 ) {
-    let nb = n.div_ceil(SUM_ROWS);
+    let nb = n.div_ceil(leaf_rows(inner));
     strided_tree(level, xo, n, inner, c0, 0, nb, out, par);
 }
 
@@ -241,8 +247,9 @@ fn strided_tree<T: Float>(
 ) {
     let w = out.len();
     if hi - lo == 1 {
-        let j0 = lo * SUM_ROWS;
-        let rows = (hi * SUM_ROWS).min(n) - j0;
+        let lr = leaf_rows(inner);
+        let j0 = lo * lr;
+        let rows = (hi * lr).min(n) - j0;
         let start = j0 * inner + c0;
         let end = start + (rows - 1) * inner + w;
         dispatch::<T, _>(
@@ -332,45 +339,78 @@ impl<T: Float> Kernel for StridedSum<'_, T> {
         let p = x.as_ptr();
         let pa = acc.as_mut_ptr();
         let l = V::LANES;
-        let mut c = 0;
-        // SAFETY (all pointer uses): c + k * LANES <= w and j < rows, checked above.
-        while c + 4 * l <= w {
-            let q = p.add(c);
-            let (mut a0, mut a1, mut a2, mut a3) = (
-                V::load(q),
-                V::load(q.add(l)),
-                V::load(q.add(2 * l)),
-                V::load(q.add(3 * l)),
-            );
-            for j in 1..rows {
-                let q = p.add(j * stride + c);
-                a0 = a0.add(V::load(q));
-                a1 = a1.add(V::load(q.add(l)));
-                a2 = a2.add(V::load(q.add(2 * l)));
-                a3 = a3.add(V::load(q.add(3 * l)));
+        let z = V::E::ZERO;
+        if w <= 4 * l {
+            // Narrow: keep the sums in registers, walking down the rows.
+            let mut c = 0;
+            // SAFETY (all pointer uses): c + k * LANES <= w and j < rows, checked above.
+            while c + 4 * l <= w {
+                let q = p.add(c);
+                let (mut a0, mut a1, mut a2, mut a3) = (
+                    V::load(q),
+                    V::load(q.add(l)),
+                    V::load(q.add(2 * l)),
+                    V::load(q.add(3 * l)),
+                );
+                for j in 1..rows {
+                    let q = p.add(j * stride + c);
+                    a0 = a0.add(V::load(q));
+                    a1 = a1.add(V::load(q.add(l)));
+                    a2 = a2.add(V::load(q.add(2 * l)));
+                    a3 = a3.add(V::load(q.add(3 * l)));
+                }
+                a0.store(pa.add(c));
+                a1.store(pa.add(c + l));
+                a2.store(pa.add(c + 2 * l));
+                a3.store(pa.add(c + 3 * l));
+                c += 4 * l;
             }
-            a0.store(pa.add(c));
-            a1.store(pa.add(c + l));
-            a2.store(pa.add(c + 2 * l));
-            a3.store(pa.add(c + 3 * l));
-            c += 4 * l;
+            while c + l <= w {
+                let mut a = V::load(p.add(c));
+                for j in 1..rows {
+                    a = a.add(V::load(p.add(j * stride + c)));
+                }
+                a.store(pa.add(c));
+                c += l;
+            }
+            if c < w {
+                let r = w - c;
+                let mut a = V::load_partial(p.add(c), r, z);
+                for j in 1..rows {
+                    a = a.add(V::load_partial(p.add(j * stride + c), r, z));
+                }
+                a.store_partial(pa.add(c), r);
+            }
+            return;
         }
-        while c + l <= w {
-            let mut a = V::load(p.add(c));
-            for j in 1..rows {
-                a = a.add(V::load(p.add(j * stride + c)));
+        // Rows are streamed in order into `acc` (L1-resident): acc = row 0, acc += row j.
+        // SAFETY (all pointer uses): c + k * LANES <= w (or the w - c lanes of the tail)
+        // and j < rows, checked above; acc has w elements.
+        std::ptr::copy_nonoverlapping(p, pa, w);
+        for j in 1..rows {
+            let q = p.add(j * stride);
+            let mut c = 0;
+            while c + 4 * l <= w {
+                let a0 = V::load(pa.add(c)).add(V::load(q.add(c)));
+                let a1 = V::load(pa.add(c + l)).add(V::load(q.add(c + l)));
+                let a2 = V::load(pa.add(c + 2 * l)).add(V::load(q.add(c + 2 * l)));
+                let a3 = V::load(pa.add(c + 3 * l)).add(V::load(q.add(c + 3 * l)));
+                a0.store(pa.add(c));
+                a1.store(pa.add(c + l));
+                a2.store(pa.add(c + 2 * l));
+                a3.store(pa.add(c + 3 * l));
+                c += 4 * l;
             }
-            a.store(pa.add(c));
-            c += l;
-        }
-        if c < w {
-            let r = w - c;
-            let z = V::E::ZERO;
-            let mut a = V::load_partial(p.add(c), r, z);
-            for j in 1..rows {
-                a = a.add(V::load_partial(p.add(j * stride + c), r, z));
+            while c + l <= w {
+                V::load(pa.add(c)).add(V::load(q.add(c))).store(pa.add(c));
+                c += l;
             }
-            a.store_partial(pa.add(c), r);
+            if c < w {
+                let r = w - c;
+                V::load_partial(pa.add(c), r, z)
+                    .add(V::load_partial(q.add(c), r, z))
+                    .store_partial(pa.add(c), r);
+            }
         }
     }
 }
