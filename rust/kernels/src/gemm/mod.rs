@@ -449,7 +449,10 @@ struct Grid {
 
 /// Picks a task grid over `pm` row panels and `pn` column panels for `threads` threads,
 /// keeping every row block within `mc_panels` panels (so the A block fits in L2).
-/// Minimises a rough cost model: makespan of compute plus A packing per task.
+/// Minimises a rough cost model: with Rayon's dynamic scheduling the finish time is
+/// about (total work) / threads + (one task), where a task costs its FMAs, its A
+/// packing, its B panel traffic and a fixed overhead. Smaller tasks also balance better
+/// when other processes share the cores.
 fn choose_grid(
     pm: usize,
     pn: usize,
@@ -463,17 +466,20 @@ fn choose_grid(
         return Grid { gm: gm_min, gn: 1 };
     }
     let mut best = (f64::INFINITY, Grid { gm: gm_min, gn: 1 });
-    let gm_max = pm.min(gm_min * threads * 2).max(gm_min);
-    let gn_max = pn.min(threads * 2).max(1);
+    let gm_max = pm.min(gm_min.max(threads * 4)).max(gm_min);
+    let gn_max = pn.min(threads * 4).max(1);
     for gm in gm_min..=gm_max {
         for gn in 1..=gn_max {
-            let tasks = gm * gn;
-            let rounds = tasks.div_ceil(threads) as f64;
+            let tasks = (gm * gn) as f64;
+            let (fm, fn_) = ((pm * mr) as f64, (pn * nr) as f64);
             let rows = (pm.div_ceil(gm) * mr) as f64;
             let cols = (pn.div_ceil(gn) * nr) as f64;
-            // Per unit of depth: FMAs (32 per cycle-ish) plus A packing (~1 per element),
-            // plus a fixed cost per task.
-            let cost = rounds * (rows * cols / 32.0 + rows + 64.0);
+            // Per unit of depth: FMAs (about 32 per cycle), A packing (about 1 per
+            // element, once per column block), B panel reloads (once per row block),
+            // and a fixed cost per task.
+            let total = fm * fn_ / 32.0 + fm * gn as f64 + fn_ * gm as f64 / 4.0 + 256.0 * tasks;
+            let task = rows * cols / 32.0 + rows + cols / 4.0 + 256.0;
+            let cost = total / threads as f64 + task;
             if cost < best.0 * 0.999 {
                 best = (cost, Grid { gm, gn });
             }

@@ -782,3 +782,13 @@ fn gemm_direct_equals_packed_bitwise() {
         }
     }
 }
+
+#[test]
+fn gemm_grid_examples() {
+    // Print a few grids (visible with --nocapture) and check basic sanity.
+    for &(pm, pn) in &[(74usize, 32usize), (5, 2), (19, 8), (3, 64), (147, 64)] {
+        let g = choose_grid(pm, pn, 14, 32, 24, 2);
+        println!("pm {pm} pn {pn}: {g:?}");
+        assert!(g.gm * g.gn >= 1);
+    }
+}
