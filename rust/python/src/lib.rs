@@ -6,106 +6,18 @@
 //! abort. Inputs must be C-contiguous (the Python layer makes them so); outputs are new
 //! arrays unless the function says it writes in place.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+mod common;
+mod nn;
+mod optim;
 
+use common::{arr, check_shape, kernel_err, new_array, not_contiguous, run, same, Arr};
 use ferrograd_kernels::{
     elementwise, gemm as kgemm, reduce as kreduce, softmax as ksoftmax, threading, Float,
-    KernelError,
 };
 use numpy::{Element, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-
-fn kernel_err(e: KernelError) -> PyErr {
-    PyValueError::new_err(e.to_string())
-}
-
-/// Runs a kernel with the GIL released, turning a panic into a Python exception.
-fn run<R: Send, F>(py: Python<'_>, op: &str, f: F) -> PyResult<R>
-where
-    F: FnOnce() -> Result<R, KernelError> + Send,
-{
-    let res = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
-    match res {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(kernel_err(e)),
-        Err(_) => Err(PyRuntimeError::new_err(format!(
-            "{op}: internal error in a ferrograd kernel (a Rust panic was caught); please report it"
-        ))),
-    }
-}
-
-/// A NumPy array of one of the two supported dtypes.
-enum Arr<'py> {
-    F32(Bound<'py, PyArrayDyn<f32>>),
-    F64(Bound<'py, PyArrayDyn<f64>>),
-}
-
-fn describe(x: &Bound<'_, PyAny>) -> String {
-    let ty = match x.get_type().name() {
-        Ok(n) => n.to_string(),
-        Err(_) => "unknown".to_string(),
-    };
-    match x.getattr("dtype") {
-        Ok(d) if ty == "ndarray" => format!("an array of dtype {d}"),
-        Ok(d) => format!("an object of type {ty} (dtype {d})"),
-        Err(_) => format!("an object of type {ty}"),
-    }
-}
-
-fn arr<'py>(op: &str, name: &str, x: &Bound<'py, PyAny>) -> PyResult<Arr<'py>> {
-    if let Ok(a) = x.cast::<PyArrayDyn<f32>>() {
-        return Ok(Arr::F32(a.clone()));
-    }
-    if let Ok(a) = x.cast::<PyArrayDyn<f64>>() {
-        return Ok(Arr::F64(a.clone()));
-    }
-    Err(PyTypeError::new_err(format!(
-        "{op}: {name} must be a float32 or float64 NumPy array, given {}",
-        describe(x)
-    )))
-}
-
-/// The same-dtype view of `x` as `T`, or a TypeError naming both dtypes.
-fn same<'py, T: Element>(
-    op: &str,
-    name: &str,
-    x: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    match x.cast::<PyArrayDyn<T>>() {
-        Ok(a) => Ok(a.clone()),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "{op}: {name} must have the same dtype as the first array ({}), given {}",
-            std::any::type_name::<T>(),
-            describe(x)
-        ))),
-    }
-}
-
-fn not_contiguous(op: &str, name: &str) -> PyErr {
-    PyValueError::new_err(format!(
-        "{op}: {name} must be a C-contiguous array (call numpy.ascontiguousarray first)"
-    ))
-}
-
-fn check_shape(op: &str, name: &str, want: &[usize], got: &[usize]) -> PyResult<()> {
-    if want != got {
-        return Err(PyValueError::new_err(format!(
-            "{op}: {name} must have shape {want:?}, given {got:?}"
-        )));
-    }
-    Ok(())
-}
-
-/// A new, uninitialised C-contiguous array of `dims`.
-fn new_array<'py, T: Element>(py: Python<'py>, dims: &[usize]) -> Bound<'py, PyArrayDyn<T>> {
-    // SAFETY: the array is created uninitialised; every caller hands all of its
-    // elements to a kernel that writes each of them before the array is returned to
-    // Python (kernels write every output element or fail, and on failure the array is
-    // dropped unseen).
-    unsafe { PyArrayDyn::<T>::new(py, dims.to_vec(), false) }
-}
 
 // ---------------------------------------------------------------- threads and CPU
 
@@ -168,8 +80,16 @@ fn gemm_t<T: Float + Element>(
     };
     let (sa, sb, sc) = (as3(a.shape()), as3(b.shape()), as3(c.shape()));
     let (batch, m, n) = (sc[0], sc[1], sc[2]);
-    let (am, ak) = if transa { (sa[2], sa[1]) } else { (sa[1], sa[2]) };
-    let (bk, bn) = if transb { (sb[2], sb[1]) } else { (sb[1], sb[2]) };
+    let (am, ak) = if transa {
+        (sa[2], sa[1])
+    } else {
+        (sa[1], sa[2])
+    };
+    let (bk, bn) = if transb {
+        (sb[2], sb[1])
+    } else {
+        (sb[1], sb[2])
+    };
     if am != m || bn != n || ak != bk {
         return Err(PyValueError::new_err(format!(
             "{OP}: shapes do not fit: op(a) is ({am}, {ak}) of a {sa:?} (transa={transa}), \
@@ -277,7 +197,9 @@ fn unary_t<'py, T: Float + Element>(
     let y = new_array::<T>(py, x.shape());
     {
         let mut yw = y.try_readwrite()?;
-        let ys = yw.as_slice_mut().map_err(|_| not_contiguous("unary", "y"))?;
+        let ys = yw
+            .as_slice_mut()
+            .map_err(|_| not_contiguous("unary", "y"))?;
         run(py, "unary", || elementwise::forward(op, xs, ys))?;
     }
     Ok(y)
@@ -514,5 +436,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(softmax, m)?)?;
     m.add_function(wrap_pyfunction!(softmax_backward, m)?)?;
     m.add_function(wrap_pyfunction!(reduce, m)?)?;
+    nn::register(m)?;
+    optim::register(m)?;
     Ok(())
 }
