@@ -760,9 +760,27 @@ def _contig_t(x: np.ndarray, trans: bool) -> tuple:
     return np.ascontiguousarray(x), trans
 
 
+def _mm(a: np.ndarray, b: np.ndarray, ta: bool = False, tb: bool = False) -> np.ndarray:
+    """op(a) @ op(b) for 2-D arrays: (m, n). The kernel reads C- or F-contiguous arrays
+    in place; other layouts and mixed dtypes are converted first."""
+    try:
+        return _native.mm(a, b, ta, tb)
+    except (TypeError, ValueError):
+        if a.dtype != b.dtype:
+            dt = np.promote_types(a.dtype, b.dtype)
+            a, b = a.astype(dt), b.astype(dt)
+        if not (a.flags.c_contiguous or a.flags.f_contiguous):
+            a = np.ascontiguousarray(a)
+        if not (b.flags.c_contiguous or b.flags.f_contiguous):
+            b = np.ascontiguousarray(b)
+        return _native.mm(a, b, ta, tb)
+
+
 def _gemm3(a: np.ndarray, b: np.ndarray, ta: bool, tb: bool) -> np.ndarray:
     """op(a) @ op(b) for a, b of 2 or 3 dims (batch 1 or B) -> (m, n) if both are 2-D,
     else (B, m, n)."""
+    if a.ndim == 2 and b.ndim == 2:
+        return _mm(a, b, ta, tb)
     if a.dtype != b.dtype:
         dt = np.promote_types(a.dtype, b.dtype)
         a, b = a.astype(dt), b.astype(dt)
@@ -816,6 +834,19 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     a = _t(a)
     b = _other(b, a)
     A, B = a.data, b.data
+    if A.ndim == 2 and B.ndim == 2:
+        if A.shape[1] != B.shape[0]:
+            raise ValueError(
+                f"matmul: shapes {A.shape} and {B.shape} are not aligned ({A.shape[1]} (dim 1) != {B.shape[0]} (dim 0))"
+            )
+
+        def backward2(g):
+            return (
+                _mm(g, B, False, True) if a.requires_grad else None,
+                _mm(A, g, True, False) if b.requires_grad else None,
+            )
+
+        return _make(_mm(A, B), (a, b), backward2, "MmBackward")
     if A.ndim == 0 or B.ndim == 0:
         raise ValueError(f"matmul: both arguments need at least 1 dimension, given shapes {A.shape} and {B.shape}")
     a1, b1 = A.ndim == 1, B.ndim == 1

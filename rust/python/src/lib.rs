@@ -162,6 +162,94 @@ fn gemm(
     }
 }
 
+/// A 2-D array as (row-major buffer, transposed?, rows, cols of op(x)): a C-contiguous
+/// array is itself; an F-contiguous one is the transpose of a C-contiguous one.
+fn mat_view<'a, T: Float + Element>(
+    op: &str,
+    name: &str,
+    x: &'a numpy::PyReadonlyArrayDyn<'_, T>,
+    trans: bool,
+) -> PyResult<(&'a [T], bool, usize, usize, usize)> {
+    let sh = x.shape();
+    let (r, c) = (sh[0], sh[1]);
+    if x.is_c_contiguous() {
+        let s = x.as_slice().map_err(|_| not_contiguous(op, name))?;
+        let (rows, cols) = if trans { (c, r) } else { (r, c) };
+        return Ok((s, trans, rows, cols, c));
+    }
+    if x.is_fortran_contiguous() {
+        // Memory holds x^T (c x r) row-major: op(x) = x^T^T = x when trans is false.
+        let s = x.as_slice().map_err(|_| not_contiguous(op, name))?;
+        let (rows, cols) = if trans { (c, r) } else { (r, c) };
+        return Ok((s, !trans, rows, cols, r));
+    }
+    Err(not_contiguous(op, name))
+}
+
+fn mm_t<'py, T: Float + Element>(
+    py: Python<'py>,
+    a: &Bound<'py, PyArrayDyn<T>>,
+    b: &Bound<'py, PyAny>,
+    transa: bool,
+    transb: bool,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    const OP: &str = "mm";
+    let b = same::<T>(OP, "b", b)?;
+    if a.ndim() != 2 || b.ndim() != 2 {
+        return Err(PyValueError::new_err(format!(
+            "{OP}: a and b must be 2-D, given shapes {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        )));
+    }
+    let ar = a.try_readonly()?;
+    let br = b.try_readonly()?;
+    let (asl, ta, m, ka, lda) = mat_view(OP, "a", &ar, transa)?;
+    let (bsl, tb, kb, n, ldb) = mat_view(OP, "b", &br, transb)?;
+    if ka != kb {
+        return Err(PyValueError::new_err(format!(
+            "{OP}: op(a) is ({m}, {ka}) but op(b) is ({kb}, {n}) (shapes {:?} and {:?})",
+            a.shape(),
+            b.shape()
+        )));
+    }
+    let c = new_array::<T>(py, &[m, n]);
+    {
+        let mut cw = c.try_readwrite()?;
+        let csl = cw.as_slice_mut().map_err(|_| not_contiguous(OP, "c"))?;
+        let (one, zero) = (T::ONE, T::ZERO);
+        if m * n * ka < 32 * 32 * 32 {
+            // Small: the GIL round trip would cost more than the product.
+            kgemm::gemm(ta, tb, m, n, ka, one, asl, lda, bsl, ldb, zero, csl, n)
+                .map_err(kernel_err)?;
+        } else {
+            run(py, OP, || {
+                kgemm::gemm(ta, tb, m, n, ka, one, asl, lda, bsl, ldb, zero, csl, n)
+            })?;
+        }
+    }
+    Ok(c)
+}
+
+/// mm(a, b, transa=False, transb=False) -> op(a) @ op(b) as a new C-contiguous array.
+///
+/// a and b are 2-D with one float dtype, each C- or F-contiguous (an F-contiguous array is
+/// read as the transpose of its C-contiguous memory, without a copy).
+#[pyfunction]
+#[pyo3(signature = (a, b, transa=false, transb=false))]
+fn mm<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    transa: bool,
+    transb: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match arr("mm", "a", a)? {
+        Arr::F32(a) => mm_t(py, &a, b, transa, transb)?.into_any(),
+        Arr::F64(a) => mm_t(py, &a, b, transa, transb)?.into_any(),
+    })
+}
+
 // ---------------------------------------------------------------- element-wise
 
 fn parse_unary(op: &str, p1: f64, p2: f64) -> PyResult<elementwise::Unary> {
@@ -431,6 +519,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(gemm, m)?)?;
+    m.add_function(wrap_pyfunction!(mm, m)?)?;
     m.add_function(wrap_pyfunction!(unary, m)?)?;
     m.add_function(wrap_pyfunction!(unary_backward, m)?)?;
     m.add_function(wrap_pyfunction!(softmax, m)?)?;
