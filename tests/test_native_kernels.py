@@ -179,3 +179,28 @@ def test_binding_rejects_bad_arguments():
         _native.softmax(np.ones((), np.float32))
     with pytest.raises(TypeError, match="float32"):
         _native.softmax(np.float32(1.0))
+
+
+@given(st.sampled_from(DTYPES), st.integers(0, 70), st.integers(0, 70), st.integers(0, 70),
+       st.booleans(), st.booleans(), st.sampled_from(["c", "f"]), st.sampled_from(["c", "f"]), st.data())
+def test_mm_reads_c_and_f_layouts(dtype, m, n, k, ta, tb, la, lb, data):
+    a = data.draw(arrays(dtype, (k, m) if ta else (m, k), -2, 2))
+    b = data.draw(arrays(dtype, (n, k) if tb else (k, n), -2, 2))
+    a = np.asfortranarray(a) if la == "f" else a
+    b = np.asfortranarray(b) if lb == "f" else b
+    out = _native.mm(a, b, ta, tb)
+    ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    assert out.shape == (m, n) and out.dtype == dtype and out.flags.c_contiguous
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(out, ref, rtol=0, atol=16 * eps * (k + 1) * 4)
+
+
+def test_mm_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="op\\(a\\) is"):
+        _native.mm(np.ones((2, 3), np.float32), np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        _native.mm(np.ones(3, np.float32), np.ones((3, 2), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _native.mm(np.ones((4, 4), np.float32)[::2, ::2], np.ones((2, 2), np.float32))
+    with pytest.raises(TypeError, match="same dtype"):
+        _native.mm(np.ones((2, 2), np.float32), np.ones((2, 2)))
