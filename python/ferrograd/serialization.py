@@ -201,7 +201,7 @@ def save(obj: Any, path: Union[PathLike, BinaryIO]) -> None:
 
 
 def _bad(what: str, msg: str) -> ValueError:
-    return ValueError(f"load: {what} is not a valid ferrograd/safetensors file: {msg}")
+    return ValueError(f"load: not a valid ferrograd/safetensors file ({what}): {msg}")
 
 
 def _parse_header(data: bytes, what: str) -> Tuple[dict, int]:
