@@ -14,6 +14,7 @@ pub mod reduce;
 pub mod scalar;
 pub mod simd;
 pub mod softmax;
+pub mod spin;
 pub mod threading;
 pub mod vmath;
 
