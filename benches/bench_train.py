@@ -1,0 +1,126 @@
+"""Train steps (forward, backward, optimizer step), ferrograd vs PyTorch CPU in the same run.
+
+- MLP 784-256-10 (ReLU, CrossEntropyLoss, Adam lr=1e-3) at batch 64; target: >= 1.5x
+  faster than PyTorch.
+- XOR net 2-8-1 (tanh hidden, sigmoid output, MSELoss, SGD lr=0.5) at batch 4; target:
+  >= 2x faster than PyTorch.
+
+Both libraries start from the same weights and data; one step's losses are checked to
+agree. Median of repeated runs after a warm-up (benches/_timing.py). Same thread count for
+both. ``--profile`` prints a cProfile of the ferrograd steps.
+
+    python benches/bench_train.py [--profile]
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import sys
+
+import numpy as np
+
+import ferrograd as fg
+import ferrograd.nn as nn
+import ferrograd.optim as optim
+from _timing import median_time, try_import_torch
+
+
+def mlp_case():
+    fg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 64).astype(np.int64)
+    return "MLP 784-256-10, batch 64, CE + Adam", model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-3), x, y, "adam", 1e-3
+
+
+def xor_case():
+    fg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1), nn.Sigmoid())
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    y = np.array([[0], [1], [1], [0]], np.float32)
+    return "XOR 2-8-1, batch 4, MSE + SGD", model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.5), x, y, "sgd", 0.5
+
+
+def fg_step_fn(model, loss_fn, opt, x, y):
+    xt = fg.Tensor._wrap(x)
+    yt = fg.Tensor._wrap(y)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def torch_twin(torch, model, kind, x, y, lr):
+    """The same network in PyTorch, initialised with ferrograd's weights."""
+    layers = []
+    for m in model.children():
+        name = type(m).__name__
+        if name == "Linear":
+            lin = torch.nn.Linear(m.weight.shape[1], m.weight.shape[0])
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(m.weight.data.copy()))
+                lin.bias.copy_(torch.from_numpy(m.bias.data.copy()))
+            layers.append(lin)
+        else:
+            layers.append(getattr(torch.nn, name)())
+    tm = torch.nn.Sequential(*layers)
+    if kind == "adam":
+        opt = torch.optim.Adam(tm.parameters(), lr=lr)
+        loss_fn = torch.nn.CrossEntropyLoss()
+    else:
+        opt = torch.optim.SGD(tm.parameters(), lr=lr)
+        loss_fn = torch.nn.MSELoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(tm(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def main() -> None:
+    profile = "--profile" in sys.argv
+    torch = try_import_torch()
+    if torch is not None:
+        torch.set_num_threads(fg.get_num_threads())
+    print(f"threads: {fg.get_num_threads()}, SIMD: {fg.simd_level()}" + (f", torch {torch.__version__}" if torch else ""))
+    print()
+    print("| train step | ferrograd us | PyTorch us | PyTorch/ferrograd | target |")
+    print("|---|---|---|---|---|")
+    for make, target in ((mlp_case, 1.5), (xor_case, 2.0)):
+        name, model, loss_fn, opt, x, y, kind, lr = make()
+        step = fg_step_fn(model, loss_fn, opt, x, y)
+        tstep = torch_twin(torch, model, kind, x, y, lr) if torch is not None else None
+        if tstep is not None:  # first steps from the same weights agree
+            l_fg, l_t = float(step().data), float(tstep().item())
+            assert abs(l_fg - l_t) <= 1e-4 * max(1.0, abs(l_t)), (name, l_fg, l_t)
+        t_fg = median_time(step, 9, 0.2)
+        if tstep is None:
+            print(f"| {name} | {t_fg * 1e6:.1f} | n/a | n/a | {target}x |")
+            continue
+        t_t = median_time(tstep, 9, 0.2)
+        ratio = t_t / t_fg
+        print(f"| {name} | {t_fg * 1e6:.1f} | {t_t * 1e6:.1f} | {ratio:.2f}x | {target}x {'met' if ratio >= target else 'MISSED'} |")
+        if profile:
+            pr = cProfile.Profile()
+            pr.enable()
+            for _ in range(2000 if kind == "sgd" else 300):
+                step()
+            pr.disable()
+            print(f"\ncProfile of {name} (ferrograd):")
+            pstats.Stats(pr).sort_stats("tottime").print_stats(18)
+
+
+if __name__ == "__main__":
+    main()
