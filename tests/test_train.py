@@ -191,7 +191,7 @@ def _drive(cb, values, key="val_loss"):
         (dict(monitor="val_accuracy", patience=0), [0.5, 0.6, 0.6], "val_accuracy", 3, 1),
         (dict(monitor="val_accuracy", mode="min", patience=0), [0.5, 0.6], "val_accuracy", 2, 0),
         (dict(monitor="score", mode="max", patience=1), [1, 2, 2, 2], "score", 3, 1),
-        (dict(patience=0, baseline=0.5), [0.7, 0.6], "val_loss", 1, -1),
+        (dict(patience=0, baseline=0.5), [0.7, 0.6, 0.4], "val_loss", 2, -1),
         (dict(patience=2), [1.0, float("nan"), float("nan")], "val_loss", 3, 0),
     ],
 )
@@ -438,3 +438,16 @@ def test_keras_style_sequential():
     assert isinstance(model, nn.Sequential) and list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
     with pytest.raises(RuntimeError, match="compile"):
         train.Sequential(nn.Linear(2, 2)).fit(X, y)
+
+
+def test_progress_bar_on_a_terminal(capsys, monkeypatch):
+    import ferrograd.train.trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "_isatty", lambda: True)
+    X, y = blobs(40)
+    model = mlp(2, 3)
+    Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1)).fit(
+        X, y, epochs=2, batch_size=8, validation_data=(X, y), verbose=1
+    )
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out and "5/5" in out and "val_accuracy" in out

@@ -146,7 +146,8 @@ class EarlyStopping(Callback):
     An epoch improves on the best so far when its value beats it by more than
     ``min_delta`` (lower for mode 'min', higher for 'max'; 'auto' picks 'max' for accuracy-
     like names and 'min' otherwise). After ``patience`` epochs in a row without
-    improvement, training stops (patience=0: at the first one). ``baseline``: a value the
+    improvement, training stops (as in Keras, patience 0 and 1 both stop at the first
+    epoch without improvement, and never at the first epoch). ``baseline``: a value the
     monitor must beat to count at all. ``start_from_epoch``: epochs to ignore at the start.
     With ``restore_best_weights=True`` the model's weights go back, at the end of training,
     to those of the best epoch. ``stopped_epoch`` and ``best_epoch`` tell what happened.
@@ -213,7 +214,7 @@ class EarlyStopping(Callback):
                 self.best_weights = _copy_state(self.model.state_dict())
             return
         self.wait += 1
-        if self.wait >= self.patience:
+        if self.wait >= self.patience and epoch > 0:  # as Keras: never on the first epoch
             self.stopped_epoch = epoch
             if self.trainer is not None:
                 self.trainer.stop_training = True
