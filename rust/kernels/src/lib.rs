@@ -10,6 +10,7 @@
 pub mod elementwise;
 pub mod error;
 pub mod gemm;
+pub mod linear;
 pub mod optim;
 pub mod reduce;
 pub mod scalar;

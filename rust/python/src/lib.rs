@@ -266,10 +266,13 @@ fn parse_unary(op: &str, p1: f64, p2: f64) -> PyResult<elementwise::Unary> {
         },
         "exp" => Unary::Exp,
         "log" => Unary::Log,
+        "elu" => Unary::Elu { alpha: p1 },
+        "gelu" => Unary::Gelu,
+        "gelu_tanh" => Unary::GeluTanh,
         _ => {
             return Err(PyValueError::new_err(format!(
                 "unary: unknown op {op:?}; expected one of relu, leaky_relu, sigmoid, tanh, \
-                 softsign, softplus, exp, log"
+                 softsign, softplus, exp, log, elu, gelu, gelu_tanh"
             )))
         }
     })
