@@ -1,0 +1,45 @@
+"""``ferrograd.nn``: modules, layers, activations, losses, initialisers and
+regularisation helpers, with PyTorch's names, shapes and defaults (so state dicts move
+between the two).
+
+>>> import ferrograd.nn as nn
+>>> model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1), nn.Sigmoid())
+>>> loss = nn.BCELoss()(model(x), y)
+"""
+
+from . import functional, init, utils
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Softsign, Tanh
+from .layers import Dropout, Flatten, Identity, Linear
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
+from .module import Module, ModuleList, Parameter, Sequential
+
+__all__ = [
+    "functional",
+    "init",
+    "utils",
+    "Module",
+    "Parameter",
+    "Sequential",
+    "ModuleList",
+    "Linear",
+    "Dropout",
+    "Flatten",
+    "Identity",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softsign",
+    "Softplus",
+    "Softmax",
+    "LogSoftmax",
+    "ELU",
+    "GELU",
+    "MSELoss",
+    "L1Loss",
+    "HuberLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "NLLLoss",
+]
