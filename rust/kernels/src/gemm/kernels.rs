@@ -326,7 +326,7 @@ mod x86 {
             $kty:ident, $fname:ident, $t:ty, $lanes:expr, $mask:ty,
             kc = $kc:expr, mc = $mc:expr, nc = $nc:expr,
             $zero:ident, $maskz_load:ident, $mask_store:ident, $set1:ident, $fmadd:ident,
-            $mul:ident
+            $mul:ident, $add:ident
         ) => {
             /// # Safety
             /// `R <= 14`, `NV <= 2`, `1 <= nr <= NV * lanes` and `nr > (NV - 1) * lanes`;
@@ -387,6 +387,10 @@ mod x86 {
                 }
                 let alphav = $set1(alpha);
                 let betav = $set1(beta);
+                // alpha == 1 skips the multiply by alpha and beta == 1 the one by beta:
+                // both are exact, so the bits are those of the general formula (and
+                // fma(1, x, y) rounds x + y once, as the add does).
+                let unit_alpha = alpha == 1.0;
                 for (i, row) in acc.iter().enumerate() {
                     let cr = c.wrapping_add(i * ldc);
                     for (v, &x) in row.iter().enumerate() {
@@ -394,9 +398,19 @@ mod x86 {
                         // SAFETY: row i < R of the tile, columns < nr via the mask.
                         unsafe {
                             let r = if beta == 0.0 {
-                                $mul(alphav, x)
+                                if unit_alpha {
+                                    x
+                                } else {
+                                    $mul(alphav, x)
+                                }
                             } else {
-                                $fmadd(alphav, x, $mul(betav, $maskz_load(masks[v], cp)))
+                                let cv = $maskz_load(masks[v], cp);
+                                let bc = if beta == 1.0 { cv } else { $mul(betav, cv) };
+                                if unit_alpha {
+                                    $add(x, bc)
+                                } else {
+                                    $fmadd(alphav, x, bc)
+                                }
                             };
                             $mask_store(cp, masks[v], r);
                         }
@@ -486,7 +500,8 @@ mod x86 {
         _mm512_mask_storeu_ps,
         _mm512_set1_ps,
         _mm512_fmadd_ps,
-        _mm512_mul_ps
+        _mm512_mul_ps,
+        _mm512_add_ps
     );
     avx512_kernel!(
         Avx512F64,
@@ -502,6 +517,7 @@ mod x86 {
         _mm512_mask_storeu_pd,
         _mm512_set1_pd,
         _mm512_fmadd_pd,
-        _mm512_mul_pd
+        _mm512_mul_pd,
+        _mm512_add_pd
     );
 }

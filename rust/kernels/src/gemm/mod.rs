@@ -43,6 +43,10 @@ const PAR_MIN_MNK: usize = 96 * 96 * 96;
 /// transposed) in place, without packing, when the kernel can.
 const DIRECT_MAX_MNK: usize = 128 * 128 * 128;
 
+/// Bytes of packed B panels a task keeps in L2 while its A panels sweep over them
+/// (Zen 4 / recent Intel: 1-2 MiB L2 per core, shared with the A block).
+const B_SUB_BYTES: usize = 256 * 1024;
+
 /// C = alpha * op(A) * op(B) + beta * C.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<T: Float>(
@@ -449,10 +453,11 @@ struct Grid {
 
 /// Picks a task grid over `pm` row panels and `pn` column panels for `threads` threads,
 /// keeping every row block within `mc_panels` panels (so the A block fits in L2).
-/// Minimises a rough cost model: with Rayon's dynamic scheduling the finish time is
-/// about (total work) / threads + (one task), where a task costs its FMAs, its A
-/// packing, its B panel traffic and a fixed overhead. Smaller tasks also balance better
-/// when other processes share the cores.
+/// Minimises a rough cost model: the finish time is about ceil(tasks / threads) times
+/// the cost of the largest task, where a task costs its FMAs, its A packing, its B
+/// panel traffic and a fixed overhead. So the grid prefers a task count that is a
+/// multiple of the thread count with tasks of equal size (no thread idles at the end
+/// of a depth block), then fewer, larger tasks (less A packing and B traffic).
 fn choose_grid(
     pm: usize,
     pn: usize,
@@ -471,15 +476,13 @@ fn choose_grid(
     for gm in gm_min..=gm_max {
         for gn in 1..=gn_max {
             let tasks = (gm * gn) as f64;
-            let (fm, fn_) = ((pm * mr) as f64, (pn * nr) as f64);
             let rows = (pm.div_ceil(gm) * mr) as f64;
             let cols = (pn.div_ceil(gn) * nr) as f64;
             // Per unit of depth: FMAs (about 32 per cycle), A packing (about 1 per
             // element, once per column block), B panel reloads (once per row block),
             // and a fixed cost per task.
-            let total = fm * fn_ / 32.0 + fm * gn as f64 + fn_ * gm as f64 / 4.0 + 256.0 * tasks;
             let task = rows * cols / 32.0 + rows + cols / 4.0 + 256.0;
-            let cost = total / threads as f64 + task;
+            let cost = (tasks / threads as f64).ceil() * task;
             if cost < best.0 * 0.999 {
                 best = (cost, Grid { gm, gn });
             }
@@ -539,54 +542,72 @@ unsafe fn blocked<K: MicroKernel>(p: &Args<K::T>, threads: usize, direct: bool) 
                 }
                 let i0 = ps * mr;
                 let rows = (pe * mr).min(m) - i0;
-                let tiles = |ap: &[K::T]| {
-                    for q in qs..qe {
-                        let j = q * nr;
-                        let nrr = nr.min(nc - j);
-                        let (bq, b_rs) = if pack_b {
-                            (bp[q * panel..][..panel].as_ptr(), nr)
+                // One micro-kernel call: tile rows i .. i + mrr, columns jc + j .. + nrr.
+                // A closure local to this task, only called below with: r < pe - ps, i = i0 + r * mr, mrr = min(mr, m - i),
+                // q in qs..qe, j = q * nr, nrr = min(nr, nc - j); `ap` is this task's
+                // packed A block when `pack_a`.
+                let tile = |ap: &[K::T],
+                            r: usize,
+                            i: usize,
+                            mrr: usize,
+                            j: usize,
+                            nrr: usize,
+                            q: usize| {
+                    let (bq, b_rs) = if pack_b {
+                        (bp[q * panel..][..panel].as_ptr(), nr)
+                    } else {
+                        // Element (pc, jc + j) of B: inside its validated span.
+                        (p.b[pc * p.ldb + jc + j..].as_ptr(), p.ldb)
+                    };
+                    let cij = p.c.get().wrapping_add(i * p.ldc + jc + j);
+                    // SAFETY: the tile rows i .. i + mrr < m, columns
+                    // jc + j .. jc + j + nrr <= n lie inside C; this task is the
+                    // only one writing them (tasks own disjoint row x column
+                    // ranges). Packed panels hold kc * MR and kc * NR elements;
+                    // unpacked, A elements (i + ii, pc + pp) and B elements
+                    // (pc + pp, jc + j + jj) for ii < mrr, jj < nrr, pp < kc lie
+                    // in the validated spans of op(A) and op(B).
+                    unsafe {
+                        if pack_a && pack_b {
+                            K::run(
+                                kc,
+                                ap[r * mr * kc..].as_ptr(),
+                                bq,
+                                cij,
+                                p.ldc,
+                                p.alpha,
+                                beta,
+                                mrr,
+                                nrr,
+                            )
                         } else {
-                            // Element (pc, jc + j) of B: inside its validated span.
-                            (p.b[pc * p.ldb + jc + j..].as_ptr(), p.ldb)
-                        };
+                            let (a, a_rs, a_cs) = if pack_a {
+                                (ap[r * mr * kc..].as_ptr(), 1, mr)
+                            } else if p.transa {
+                                (p.a[pc * p.lda + i..].as_ptr(), 1, p.lda)
+                            } else {
+                                (p.a[i * p.lda + pc..].as_ptr(), p.lda, 1)
+                            };
+                            K::run_strided(
+                                kc, a, a_rs, a_cs, bq, b_rs, cij, p.ldc, p.alpha, beta, mrr, nrr,
+                            )
+                        }
+                    }
+                };
+                // B panels of one sub-block stay in L2 while every A panel of the task
+                // (each in L1 for the sub-block) sweeps over them.
+                let qb = (B_SUB_BYTES / (panel * std::mem::size_of::<K::T>())).max(1);
+                let tiles = |ap: &[K::T]| {
+                    for qb0 in (qs..qe).step_by(qb) {
+                        let qb1 = (qb0 + qb).min(qe);
                         for r in 0..pe - ps {
                             let i = i0 + r * mr;
                             let mrr = mr.min(m - i);
-                            let cij = p.c.get().wrapping_add(i * p.ldc + jc + j);
-                            // SAFETY: the tile rows i .. i + mrr < m, columns
-                            // jc + j .. jc + j + nrr <= n lie inside C; this task is the
-                            // only one writing them (tasks own disjoint row x column
-                            // ranges). Packed panels hold kc * MR and kc * NR elements;
-                            // unpacked, A elements (i + ii, pc + pp) and B elements
-                            // (pc + pp, jc + j + jj) for ii < mrr, jj < nrr, pp < kc lie
-                            // in the validated spans of op(A) and op(B).
-                            unsafe {
-                                if pack_a && pack_b {
-                                    K::run(
-                                        kc,
-                                        ap[r * mr * kc..].as_ptr(),
-                                        bq,
-                                        cij,
-                                        p.ldc,
-                                        p.alpha,
-                                        beta,
-                                        mrr,
-                                        nrr,
-                                    )
-                                } else {
-                                    let (a, a_rs, a_cs) = if pack_a {
-                                        (ap[r * mr * kc..].as_ptr(), 1, mr)
-                                    } else if p.transa {
-                                        (p.a[pc * p.lda + i..].as_ptr(), 1, p.lda)
-                                    } else {
-                                        (p.a[i * p.lda + pc..].as_ptr(), p.lda, 1)
-                                    };
-                                    K::run_strided(
-                                        kc, a, a_rs, a_cs, bq, b_rs, cij, p.ldc, p.alpha, beta,
-                                        mrr, nrr,
-                                    )
-                                }
-                            };
+                            for q in qb0..qb1 {
+                                let j = q * nr;
+                                let nrr = nr.min(nc - j);
+                                tile(ap, r, i, mrr, j, nrr, q);
+                            }
                         }
                     }
                 };
