@@ -25,14 +25,13 @@ target's directory, which is flushed, fsync'ed and renamed over the target with
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import struct
 import tempfile
 from collections import OrderedDict
-from typing import Any, BinaryIO, Dict, List, Tuple, Union
+from typing import Any, BinaryIO, Dict, Tuple, Union
 
 import numpy as np
 

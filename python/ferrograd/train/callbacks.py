@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import sys
 import warnings
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Union

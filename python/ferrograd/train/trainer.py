@@ -27,7 +27,7 @@ from .._random import generator as _library_generator
 from ..autograd import no_grad
 from ..data import DataLoader, Dataset, TensorDataset
 from ..tensor import Tensor
-from .callbacks import Callback, CallbackList, History
+from .callbacks import CallbackList, History
 from .metrics import Accuracy, Metric, get_metrics
 
 __all__ = ["Trainer", "fit", "evaluate", "predict", "KerasMixin"]
