@@ -16,6 +16,8 @@ def shapes(min_dims: int = 0, max_dims: int = 4, min_side: int = 0, max_side: in
 
 def arrays(dtype, shape, lo: float = -10.0, hi: float = 10.0):
     width = 32 if np.dtype(dtype) == np.float32 else 64
+    # Bounds exactly representable at that width (hypothesis insists on it).
+    lo, hi = float(np.dtype(dtype).type(lo)), float(np.dtype(dtype).type(hi))
     return hnp.arrays(
         dtype, shape, elements=st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
     )
