@@ -208,12 +208,21 @@ fn items<'a, T: Float>(
     Ok((out, total))
 }
 
+/// One chunk, compiled for AVX-512F.
+///
+/// # Safety
+/// The CPU must support AVX-512F (the caller checked it with `effective`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn chunk_avx512<T: Float, R: Rule<T>>(r: &R, it: &mut Item<'_, T>) {
     r.chunk(it.tensor, it.p, it.g, &mut it.s)
 }
 
+/// One chunk, compiled for AVX2 and FMA (no FMA is emitted: the loops contain no
+/// `mul_add`, and Rust never contracts `a * b + c`).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA (the caller checked it with `effective`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn chunk_avx2<T: Float, R: Rule<T>>(r: &R, it: &mut Item<'_, T>) {
@@ -284,7 +293,11 @@ fn check_steps(op: &'static str, n: usize, steps: &[f64]) -> Result<()> {
             detail: format!("{n} parameters but {} step counts", steps.len()),
         });
     }
-    if let Some((i, s)) = steps.iter().enumerate().find(|(_, s)| !(**s >= 1.0)) {
+    if let Some((i, s)) = steps
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.is_nan() || **s < 1.0)
+    {
         return Err(bad(
             op,
             format!("step counts must be >= 1 (counted after increment), steps[{i}] = {s}"),
@@ -506,7 +519,11 @@ fn adagrad_at<T: Float>(
         OP,
         params,
         grads,
-        [("sum", list(state_sums)), ("unused", Vec::new()), ("unused", Vec::new())],
+        [
+            ("sum", list(state_sums)),
+            ("unused", Vec::new()),
+            ("unused", Vec::new()),
+        ],
         1,
     )?;
     let clr: Vec<T> = steps
@@ -1063,33 +1080,30 @@ fn nadam_at<T: Float>(
     } else {
         1.0
     };
-    let r = |coef| NAdamRule::<T, false> {
-        coef,
-        b1: T::from_f64(h.beta1),
-        omb1: T::from_f64(1.0 - h.beta1),
-        b2: T::from_f64(h.beta2),
-        omb2: T::from_f64(1.0 - h.beta2),
-        eps: T::from_f64(h.eps),
-        wd: T::from_f64(h.weight_decay),
-        shrink: T::from_f64(shrink),
-        sign: sign_of(h.maximize),
-    };
-    let r = r(coef);
-    if coupled {
-        let r = NAdamRule::<T, true> {
-            coef: r.coef,
-            b1: r.b1,
-            omb1: r.omb1,
-            b2: r.b2,
-            omb2: r.omb2,
-            eps: r.eps,
-            wd: r.wd,
-            shrink: r.shrink,
-            sign: r.sign,
+    macro_rules! go {
+        ($wd:literal) => {
+            execute(
+                level,
+                &NAdamRule::<T, $wd> {
+                    coef,
+                    b1: T::from_f64(h.beta1),
+                    omb1: T::from_f64(1.0 - h.beta1),
+                    b2: T::from_f64(h.beta2),
+                    omb2: T::from_f64(1.0 - h.beta2),
+                    eps: T::from_f64(h.eps),
+                    wd: T::from_f64(h.weight_decay),
+                    shrink: T::from_f64(shrink),
+                    sign: sign_of(h.maximize),
+                },
+                its,
+                total,
+            )
         };
-        execute(level, &r, its, total);
+    }
+    if coupled {
+        go!(true)
     } else {
-        execute(level, &r, its, total);
+        go!(false)
     }
     Ok(())
 }
@@ -1558,10 +1572,10 @@ mod tests {
 
     #[test]
     fn bad_lengths_are_errors() {
-        let mut a = vec![0.0f32; 5];
-        let mut b = vec![0.0f32; 5];
-        let mut c = vec![0.0f32; 5];
-        let g = vec![0.0f32; 4];
+        let mut a = [0.0f32; 5];
+        let mut b = [0.0f32; 5];
+        let mut c = [0.0f32; 5];
+        let g = [0.0f32; 4];
         let h = Adam {
             lr: 0.1,
             beta1: 0.9,
@@ -1582,7 +1596,7 @@ mod tests {
             &h,
         );
         assert!(matches!(r, Err(KernelError::ShapeMismatch { .. })));
-        let g = vec![0.0f32; 5];
+        let g = [0.0f32; 5];
         let r = adam(
             &mut [&mut a[..]],
             &[&g[..]],
@@ -1603,7 +1617,7 @@ mod tests {
             &h,
         );
         assert!(matches!(r, Err(KernelError::InvalidArgument { .. })));
-        let mut short = vec![0.0f32; 3];
+        let mut short = [0.0f32; 3];
         let r = sgd(
             &mut [&mut a[..]],
             &[&g[..]],

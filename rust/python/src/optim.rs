@@ -121,10 +121,7 @@ fn slices_mut<'a, T: Element>(
         .collect()
 }
 
-fn slices<'a, T: Element>(
-    op: &str,
-    v: &'a [PyReadonlyArrayDyn<'_, T>],
-) -> PyResult<Vec<&'a [T]>> {
+fn slices<'a, T: Element>(op: &str, v: &'a [PyReadonlyArrayDyn<'_, T>]) -> PyResult<Vec<&'a [T]>> {
     v.iter()
         .map(|a| a.as_slice().map_err(|_| not_contiguous(op, "an array")))
         .collect()
@@ -318,7 +315,9 @@ fn rmsprop_t<T: Float + Element>(
     let mut ps = slices_mut(OP, &mut b.params)?;
     let gs = slices(OP, &b.grads)?;
     let [s0, s1, s2] = &mut b.states[..] else {
-        return Err(PyValueError::new_err(format!("{OP}: internal: 3 state lists")));
+        return Err(PyValueError::new_err(format!(
+            "{OP}: internal: 3 state lists"
+        )));
     };
     let mut sq = slices_mut(OP, s0)?;
     let mut mb = slices_mut(OP, s1)?;
@@ -399,11 +398,15 @@ fn adadelta_t<T: Float + Element>(
     let mut ps = slices_mut(OP, &mut b.params)?;
     let gs = slices(OP, &b.grads)?;
     let [s0, s1] = &mut b.states[..] else {
-        return Err(PyValueError::new_err(format!("{OP}: internal: 2 state lists")));
+        return Err(PyValueError::new_err(format!(
+            "{OP}: internal: 2 state lists"
+        )));
     };
     let mut sq = slices_mut(OP, s0)?;
     let mut acc = slices_mut(OP, s1)?;
-    run(py, OP, || kopt::adadelta(&mut ps, &gs, &mut sq, &mut acc, h))
+    run(py, OP, || {
+        kopt::adadelta(&mut ps, &gs, &mut sq, &mut acc, h)
+    })
 }
 
 /// adadelta_step(params, grads, square_avgs, acc_deltas, lr, rho, eps, weight_decay,
@@ -473,7 +476,9 @@ fn adam_t<T: Float + Element>(
     let mut ps = slices_mut(OP, &mut b.params)?;
     let gs = slices(OP, &b.grads)?;
     let [s0, s1, s2] = &mut b.states[..] else {
-        return Err(PyValueError::new_err(format!("{OP}: internal: 3 state lists")));
+        return Err(PyValueError::new_err(format!(
+            "{OP}: internal: 3 state lists"
+        )));
     };
     let mut m = slices_mut(OP, s0)?;
     let mut v = slices_mut(OP, s1)?;
@@ -562,7 +567,9 @@ fn nadam_t<T: Float + Element>(
     let mut ps = slices_mut(OP, &mut b.params)?;
     let gs = slices(OP, &b.grads)?;
     let [s0, s1] = &mut b.states[..] else {
-        return Err(PyValueError::new_err(format!("{OP}: internal: 2 state lists")));
+        return Err(PyValueError::new_err(format!(
+            "{OP}: internal: 2 state lists"
+        )));
     };
     let mut m = slices_mut(OP, s0)?;
     let mut v = slices_mut(OP, s1)?;
