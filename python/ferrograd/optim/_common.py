@@ -43,6 +43,31 @@ class StateBuilder:
             self.state[p][name] = buf
         return buf
 
+    def steps(self, params: List[Tensor]) -> List[float]:
+        """Each parameter's step count after this step's increment (state not updated)."""
+        out = []
+        for p in params:
+            s = self.state[p].get("step")
+            if s is None:
+                s = self.get(p, "step", float)
+            out.append(float(s) + 1.0)
+        return out
+
+    def buffers(self, params: List[Tensor], name: str, fill: float = 0.0) -> List[np.ndarray]:
+        """State array ``name`` of every parameter, created (``fill``, the parameter's
+        shape and dtype) where missing. The binding validates them."""
+        out = []
+        for p in params:
+            b = self.state[p].get(name)
+            if b is None:
+                b = self.get(p, name, lambda p=p: np.full(p.data.shape, fill, p.data.dtype))
+            out.append(b)
+        return out
+
+    def set_steps(self, params: List[Tensor], steps: List[float]) -> None:
+        for p, s in zip(params, steps):
+            self.state[p]["step"] = s
+
     def rollback(self) -> None:
         for p, name in reversed(self.created):
             st = self.state.get(p)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-import numpy as np
-
 from .. import _native
 from ..tensor import Tensor
 from ._common import StateBuilder, check_range
-from .optimizer import Optimizer, ParamsT, _arrays, _runs, _write_back
+from .optimizer import Optimizer, ParamsT, _dispatch
 
 __all__ = ["Adam", "AdamW", "NAdam"]
 
@@ -80,38 +78,33 @@ class Adam(Optimizer):
         check_range(group["weight_decay"] >= 0.0, f"Invalid weight_decay value: {group['weight_decay']}")
 
     def _update(self, group: Dict[str, Any], params: List[Tensor]) -> None:
-        b1, b2 = _check_betas(group["betas"])
+        b1, b2 = group["betas"]
         amsgrad = bool(group["amsgrad"])
-        for run in _runs(params):
-            arrays, grads, back = _arrays(self._name, run)
-            sb = StateBuilder(self.state)
-            try:
-                steps = [float(sb.get(p, "step", float)) + 1.0 for p in run]
-                m = [sb.buffer(p, "exp_avg", a) for p, a in zip(run, arrays)]
-                v = [sb.buffer(p, "exp_avg_sq", a) for p, a in zip(run, arrays)]
-                vmax = [sb.buffer(p, "max_exp_avg_sq", a) for p, a in zip(run, arrays)] if amsgrad else []
-                _native.adam_step(
-                    arrays,
-                    grads,
-                    m,
-                    v,
-                    vmax,
-                    steps,
-                    float(group["lr"]),
-                    b1,
-                    b2,
-                    float(group["eps"]),
-                    float(group["weight_decay"]),
-                    amsgrad,
-                    bool(group["decoupled_weight_decay"]),
-                    bool(group["maximize"]),
-                )
-            except BaseException:
-                sb.rollback()
-                raise
-            for p, s in zip(run, steps):
-                self.state[p]["step"] = s
-            _write_back(back)
+        hp = (
+            float(group["lr"]),
+            float(b1),
+            float(b2),
+            float(group["eps"]),
+            float(group["weight_decay"]),
+            amsgrad,
+            bool(group["decoupled_weight_decay"]),
+            bool(group["maximize"]),
+        )
+        sb = StateBuilder(self.state)
+        try:
+            steps = sb.steps(params)
+            m = sb.buffers(params, "exp_avg")
+            v = sb.buffers(params, "exp_avg_sq")
+            vmax = sb.buffers(params, "max_exp_avg_sq") if amsgrad else [None] * len(params)
+
+            def call(arrays, grads, m, v, vmax, steps):  # type: ignore[no-untyped-def]
+                _native.adam_step(arrays, grads, m, v, vmax if amsgrad else [], steps, *hp)
+
+            _dispatch(self._name, params, [m, v, vmax, steps], call)
+        except BaseException:
+            sb.rollback()
+            raise
+        sb.set_steps(params, steps)
 
 
 class AdamW(Adam):
@@ -198,36 +191,31 @@ class NAdam(Optimizer):
         check_range(group["momentum_decay"] >= 0.0, f"Invalid momentum_decay value: {group['momentum_decay']}")
 
     def _update(self, group: Dict[str, Any], params: List[Tensor]) -> None:
-        b1, b2 = _check_betas(group["betas"])
-        for run in _runs(params):
-            arrays, grads, back = _arrays("NAdam", run)
-            sb = StateBuilder(self.state)
-            try:
-                steps = [float(sb.get(p, "step", float)) + 1.0 for p in run]
-                mus = [float(sb.get(p, "mu_product", lambda: 1.0)) for p in run]
-                m = [sb.buffer(p, "exp_avg", a) for p, a in zip(run, arrays)]
-                v = [sb.buffer(p, "exp_avg_sq", a) for p, a in zip(run, arrays)]
-                new_mus = _native.nadam_step(
-                    arrays,
-                    grads,
-                    m,
-                    v,
-                    steps,
-                    mus,
-                    float(group["lr"]),
-                    b1,
-                    b2,
-                    float(group["eps"]),
-                    float(group["weight_decay"]),
-                    float(group["momentum_decay"]),
-                    bool(group["decoupled_weight_decay"]),
-                    bool(group["maximize"]),
-                )
-            except BaseException:
-                sb.rollback()
-                raise
-            for p, s, mu in zip(run, steps, new_mus):
-                st = self.state[p]
-                st["step"] = s
-                st["mu_product"] = float(mu)
-            _write_back(back)
+        b1, b2 = group["betas"]
+        hp = (
+            float(group["lr"]),
+            float(b1),
+            float(b2),
+            float(group["eps"]),
+            float(group["weight_decay"]),
+            float(group["momentum_decay"]),
+            bool(group["decoupled_weight_decay"]),
+            bool(group["maximize"]),
+        )
+        sb = StateBuilder(self.state)
+        try:
+            steps = sb.steps(params)
+            mus = [float(sb.get(p, "mu_product", lambda: 1.0)) for p in params]
+            m = sb.buffers(params, "exp_avg")
+            v = sb.buffers(params, "exp_avg_sq")
+
+            def call(arrays, grads, m, v, steps, mus):  # type: ignore[no-untyped-def]
+                return _native.nadam_step(arrays, grads, m, v, steps, mus, *hp)
+
+            new_mus = _dispatch("NAdam", params, [m, v, steps, mus], call)
+        except BaseException:
+            sb.rollback()
+            raise
+        sb.set_steps(params, steps)
+        for p, mu in zip(params, new_mus):
+            self.state[p]["mu_product"] = float(mu)

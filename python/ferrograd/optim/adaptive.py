@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 from .. import _native
 from ..tensor import Tensor
 from ._common import StateBuilder, check_range
-from .optimizer import Optimizer, ParamsT, _arrays, _runs, _write_back
+from .optimizer import Optimizer, ParamsT, _dispatch
 
 __all__ = ["Adagrad", "RMSprop", "Adadelta"]
 
@@ -77,30 +77,26 @@ class Adagrad(Optimizer):
 
     def _update(self, group: Dict[str, Any], params: List[Tensor]) -> None:
         init = float(group["initial_accumulator_value"])
-        for run in _runs(params):
-            arrays, grads, back = _arrays("Adagrad", run)
-            sb = StateBuilder(self.state)
-            try:
-                steps = [float(sb.get(p, "step", float)) + 1.0 for p in run]
-                sums = [sb.buffer(p, "sum", a, init) for p, a in zip(run, arrays)]
-                _native.adagrad_step(
-                    arrays,
-                    grads,
-                    sums,
-                    steps,
-                    float(group["lr"]),
-                    float(group["lr_decay"]),
-                    float(group["weight_decay"]),
-                    float(group["eps"]),
-                    bool(group["maximize"]),
-                )
-            except BaseException:
-                sb.rollback()
-                raise
-            for p, s in zip(run, steps):
-                self.state[p]["step"] = s
-            _write_back(back)
+        hp = (
+            float(group["lr"]),
+            float(group["lr_decay"]),
+            float(group["weight_decay"]),
+            float(group["eps"]),
+            bool(group["maximize"]),
+        )
+        sb = StateBuilder(self.state)
+        try:
+            steps = sb.steps(params)
+            sums = sb.buffers(params, "sum", init)
 
+            def call(arrays, grads, sums, steps):  # type: ignore[no-untyped-def]
+                _native.adagrad_step(arrays, grads, sums, steps, *hp)
+
+            _dispatch("Adagrad", params, [sums, steps], call)
+        except BaseException:
+            sb.rollback()
+            raise
+        sb.set_steps(params, steps)
 
 class RMSprop(Optimizer):
     r"""RMSprop (PyTorch's update rule).
@@ -157,35 +153,33 @@ class RMSprop(Optimizer):
     def _update(self, group: Dict[str, Any], params: List[Tensor]) -> None:
         momentum = float(group["momentum"])
         centered = bool(group["centered"])
-        for run in _runs(params):
-            arrays, grads, back = _arrays("RMSprop", run)
-            sb = StateBuilder(self.state)
-            try:
-                steps = [float(sb.get(p, "step", float)) + 1.0 for p in run]
-                sq = [sb.buffer(p, "square_avg", a) for p, a in zip(run, arrays)]
-                mb = [sb.buffer(p, "momentum_buffer", a) for p, a in zip(run, arrays)] if momentum > 0 else []
-                ga = [sb.buffer(p, "grad_avg", a) for p, a in zip(run, arrays)] if centered else []
-                _native.rmsprop_step(
-                    arrays,
-                    grads,
-                    sq,
-                    mb,
-                    ga,
-                    float(group["lr"]),
-                    float(group["alpha"]),
-                    float(group["eps"]),
-                    float(group["weight_decay"]),
-                    momentum,
-                    centered,
-                    bool(group["maximize"]),
-                )
-            except BaseException:
-                sb.rollback()
-                raise
-            for p, s in zip(run, steps):
-                self.state[p]["step"] = s
-            _write_back(back)
+        hp = (
+            float(group["lr"]),
+            float(group["alpha"]),
+            float(group["eps"]),
+            float(group["weight_decay"]),
+            momentum,
+            centered,
+            bool(group["maximize"]),
+        )
+        sb = StateBuilder(self.state)
+        none = [None] * len(params)
+        try:
+            steps = sb.steps(params)
+            sq = sb.buffers(params, "square_avg")
+            mb = sb.buffers(params, "momentum_buffer") if momentum > 0 else none
+            ga = sb.buffers(params, "grad_avg") if centered else none
 
+            def call(arrays, grads, sq, mb, ga):  # type: ignore[no-untyped-def]
+                _native.rmsprop_step(
+                    arrays, grads, sq, mb if momentum > 0 else [], ga if centered else [], *hp
+                )
+
+            _dispatch("RMSprop", params, [sq, mb, ga], call)
+        except BaseException:
+            sb.rollback()
+            raise
+        sb.set_steps(params, steps)
 
 class Adadelta(Optimizer):
     r"""Adadelta (PyTorch's update rule).
@@ -226,27 +220,24 @@ class Adadelta(Optimizer):
         _wd_ok(group)
 
     def _update(self, group: Dict[str, Any], params: List[Tensor]) -> None:
-        for run in _runs(params):
-            arrays, grads, back = _arrays("Adadelta", run)
-            sb = StateBuilder(self.state)
-            try:
-                steps = [float(sb.get(p, "step", float)) + 1.0 for p in run]
-                sq = [sb.buffer(p, "square_avg", a) for p, a in zip(run, arrays)]
-                acc = [sb.buffer(p, "acc_delta", a) for p, a in zip(run, arrays)]
-                _native.adadelta_step(
-                    arrays,
-                    grads,
-                    sq,
-                    acc,
-                    float(group["lr"]),
-                    float(group["rho"]),
-                    float(group["eps"]),
-                    float(group["weight_decay"]),
-                    bool(group["maximize"]),
-                )
-            except BaseException:
-                sb.rollback()
-                raise
-            for p, s in zip(run, steps):
-                self.state[p]["step"] = s
-            _write_back(back)
+        hp = (
+            float(group["lr"]),
+            float(group["rho"]),
+            float(group["eps"]),
+            float(group["weight_decay"]),
+            bool(group["maximize"]),
+        )
+        sb = StateBuilder(self.state)
+        try:
+            steps = sb.steps(params)
+            sq = sb.buffers(params, "square_avg")
+            acc = sb.buffers(params, "acc_delta")
+
+            def call(arrays, grads, sq, acc):  # type: ignore[no-untyped-def]
+                _native.adadelta_step(arrays, grads, sq, acc, *hp)
+
+            _dispatch("Adadelta", params, [sq, acc], call)
+        except BaseException:
+            sb.rollback()
+            raise
+        sb.set_steps(params, steps)

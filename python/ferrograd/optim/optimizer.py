@@ -337,6 +337,38 @@ def _arrays(
     return arrays, grads, back
 
 
+def _dispatch(name: str, params: List[Tensor], per_param: List[List[Any]], call: Callable[..., Any]) -> List[Any]:
+    """Runs ``call(param_arrays, grad_arrays, *lists)`` for ``params`` (each with a grad),
+    where ``lists`` are per-parameter lists (state buffers, step counts) aligned with
+    ``params``; returns ``call``'s per-parameter results (a list aligned with ``params``,
+    or Nones when ``call`` returns None).
+
+    Fast path: one call with the arrays as they are. The binding checks every argument
+    before writing anything, so when that call is refused (mixed dtypes, a gradient of
+    another dtype or layout, a non-contiguous parameter, a wrong shape), nothing changed:
+    the careful path then splits by dtype, converts what can be converted and raises a
+    clear error for the rest.
+    """
+    arrays = [p.data for p in params]
+    grads = [g.data if isinstance(g, Tensor) else g for g in (p.grad for p in params)]
+    try:
+        out = call(arrays, grads, *per_param)
+        return list(out) if out is not None else [None] * len(params)
+    except (TypeError, ValueError):
+        pass
+    results: List[Any] = [None] * len(params)
+    index = {id(p): i for i, p in enumerate(params)}
+    for run in _runs(params):
+        idx = [index[id(p)] for p in run]
+        a, g, back = _arrays(name, run)
+        out = call(a, g, *[[lst[i] for i in idx] for lst in per_param])
+        if out is not None:
+            for i, r in zip(idx, out):
+                results[i] = r
+        _write_back(back)
+    return results
+
+
 def _write_back(back: List[Tuple[Tensor, np.ndarray]]) -> None:
     for p, a in back:
         if p.data.flags.writeable:

@@ -9,7 +9,7 @@ import numpy as np
 from .. import _native
 from ..tensor import Tensor
 from ._common import StateBuilder, check_range
-from .optimizer import Optimizer, ParamsT, _arrays, _runs, _write_back
+from .optimizer import Optimizer, ParamsT, _dispatch
 
 __all__ = ["SGD"]
 
@@ -67,31 +67,30 @@ class SGD(Optimizer):
 
     def _update(self, group: Dict[str, Any], params: List[Tensor]) -> None:
         momentum = float(group["momentum"])
-        for run in _runs(params):
-            arrays, grads, back = _arrays("SGD", run)
-            sb = StateBuilder(self.state)
-            bufs: List[np.ndarray] = []
-            fresh: List[bool] = []
-            try:
-                if momentum != 0.0:
-                    for p, a in zip(run, arrays):
-                        new = self.state.get(p, {}).get("momentum_buffer") is None
-                        # A fresh buffer is written whole by the kernel (set to the gradient).
-                        bufs.append(sb.get(p, "momentum_buffer", lambda a=a: np.empty_like(a)))
-                        fresh.append(new)
-                _native.sgd_step(
-                    arrays,
-                    grads,
-                    bufs,
-                    fresh,
-                    float(group["lr"]),
-                    momentum,
-                    float(group["dampening"]),
-                    float(group["weight_decay"]),
-                    bool(group["nesterov"]),
-                    bool(group["maximize"]),
-                )
-            except BaseException:
-                sb.rollback()
-                raise
-            _write_back(back)
+        hp = (
+            float(group["lr"]),
+            momentum,
+            float(group["dampening"]),
+            float(group["weight_decay"]),
+            bool(group["nesterov"]),
+            bool(group["maximize"]),
+        )
+        sb = StateBuilder(self.state)
+        try:
+            if momentum != 0.0:
+                fresh = [self.state[p].get("momentum_buffer") is None for p in params]
+                # A fresh buffer is written whole by the kernel (set to the gradient).
+                bufs = [sb.get(p, "momentum_buffer", lambda p=p: np.empty(p.data.shape, p.data.dtype)) for p in params]
+                per: List[List[Any]] = [bufs, fresh]
+            else:
+                per = [[None] * len(params), [None] * len(params)]
+
+            def call(arrays, grads, bufs, fresh):  # type: ignore[no-untyped-def]
+                if momentum == 0.0:
+                    bufs, fresh = [], []
+                _native.sgd_step(arrays, grads, bufs, fresh, *hp)
+
+            _dispatch("SGD", params, per, call)
+        except BaseException:
+            sb.rollback()
+            raise

@@ -12,7 +12,8 @@
 //!
 //! Element order of operations follows the documented formulas, e.g. Adam:
 //! `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g g`,
-//! `p = p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)`.
+//! `p = p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)` (the division by `sqrt(bc2)` is a
+//! product by its reciprocal: the dividers are the bottleneck of cache-resident tensors).
 //!
 //! Implementation: the tensors are cut into (tensor, chunk of [`CHUNK`] elements) work items
 //! run on the kernel pool (on the calling thread when the group has fewer than
@@ -802,7 +803,7 @@ fn adadelta_at<T: Float>(
 // Adam / AdamW.
 
 struct AdamRule<T, const WD: bool, const AMS: bool> {
-    /// Per tensor: (lr / bc1, sqrt(bc2)).
+    /// Per tensor: (lr / bc1, 1 / sqrt(bc2)).
     coef: Vec<(T, T)>,
     b1: T,
     omb1: T,
@@ -820,7 +821,7 @@ impl<T: Float, const WD: bool, const AMS: bool> Rule<T> for AdamRule<T, WD, AMS>
     fn chunk(&self, t: usize, p: &mut [T], g: &[T], s: &mut [&mut [T]; MAX_STATES]) {
         let n = p.len();
         let g = &g[..n];
-        let (step_size, bc2_sqrt) = self.coef[t];
+        let (step_size, inv_bc2_sqrt) = self.coef[t];
         let (b1, omb1, b2, omb2, eps, wd, shrink, sign) = (
             self.b1,
             self.omb1,
@@ -851,7 +852,9 @@ impl<T: Float, const WD: bool, const AMS: bool> Rule<T> for AdamRule<T, WD, AMS>
             } else {
                 vi
             };
-            let denom = vd.sqrt() / bc2_sqrt + eps;
+            // sqrt(v) / sqrt(bc2) as a product by the reciprocal: one division per element
+            // (the divider is the bottleneck for cache-resident tensors).
+            let denom = vd.sqrt() * inv_bc2_sqrt + eps;
             p[i] = pi - step_size * mi / denom;
         }
     }
@@ -914,7 +917,7 @@ fn adam_at<T: Float>(
         .map(|&s| {
             let bc1 = 1.0 - h.beta1.powf(s);
             let bc2 = 1.0 - h.beta2.powf(s);
-            (T::from_f64(h.lr / bc1), T::from_f64(bc2.sqrt()))
+            (T::from_f64(h.lr / bc1), T::from_f64(1.0 / bc2.sqrt()))
         })
         .collect();
     let coupled = h.weight_decay != 0.0 && !h.decoupled_weight_decay;
@@ -956,7 +959,7 @@ fn adam_at<T: Float>(
 // NAdam.
 
 struct NAdamRule<T, const WD: bool> {
-    /// Per tensor: (coefficient of g / denom, coefficient of m / denom, bc2).
+    /// Per tensor: (coefficient of g / denom, coefficient of m / denom, 1 / bc2).
     coef: Vec<(T, T, T)>,
     b1: T,
     omb1: T,
@@ -973,7 +976,7 @@ impl<T: Float, const WD: bool> Rule<T> for NAdamRule<T, WD> {
     fn chunk(&self, t: usize, p: &mut [T], g: &[T], s: &mut [&mut [T]; MAX_STATES]) {
         let n = p.len();
         let g = &g[..n];
-        let (cg, cm, bc2) = self.coef[t];
+        let (cg, cm, inv_bc2) = self.coef[t];
         let (b1, omb1, b2, omb2, eps, wd, shrink, sign) = (
             self.b1,
             self.omb1,
@@ -994,9 +997,10 @@ impl<T: Float, const WD: bool> Rule<T> for NAdamRule<T, WD> {
             m[i] = mi;
             let vi = b2 * v[i] + omb2 * d * d;
             v[i] = vi;
-            let denom = (vi / bc2).sqrt() + eps;
-            let pi = pi + cg * d / denom;
-            p[i] = pi + cm * mi / denom;
+            // One division per element: both terms are multiplied by 1 / denom.
+            let r = T::ONE / ((vi * inv_bc2).sqrt() + eps);
+            let pi = pi + cg * d * r;
+            p[i] = pi + cm * mi * r;
         }
     }
 }
@@ -1071,7 +1075,7 @@ fn nadam_at<T: Float>(
         coef.push((
             T::from_f64(-h.lr * (1.0 - mu) / (1.0 - prod)),
             T::from_f64(-h.lr * mu_next / (1.0 - prod_next)),
-            T::from_f64(bc2),
+            T::from_f64(1.0 / bc2),
         ));
     }
     let coupled = h.weight_decay != 0.0 && !h.decoupled_weight_decay;
