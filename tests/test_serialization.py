@@ -267,3 +267,30 @@ def test_unreferenced_and_doubly_referenced_tensors_rejected():
     data = _file({"__metadata__": {"ferrograd.tree": json.dumps(tree)}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, arr)
     with pytest.raises(ValueError, match="not referred"):
         load(data)
+
+
+# ----------------------------------------------------------------------------- property: any tree round-trips
+
+from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+_dtypes = st.sampled_from([np.float32, np.float64, np.float16, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint32, np.bool_])
+_arrays = _dtypes.flatmap(lambda d: hnp.arrays(d, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)))
+_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8), _arrays,
+)
+_keys = st.one_of(st.text(max_size=6), st.integers(-5, 1000))
+_trees = st.recursive(
+    _leaves,
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.lists(kids, max_size=3).map(tuple), st.dictionaries(_keys, kids, max_size=4)),
+    max_leaves=12,
+)
+
+
+@given(_trees)
+def test_any_tree_round_trips(tree):
+    buf = io.BytesIO()
+    save({"root": tree}, buf)
+    back = load(buf.getvalue())["root"]
+    _same(tree, back)
