@@ -8,7 +8,7 @@ differ), in float32 and float64, and compared with a float64 NumPy reference.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest

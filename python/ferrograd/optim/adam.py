@@ -97,7 +97,7 @@ class Adam(Optimizer):
             v = sb.buffers(params, "exp_avg_sq")
             vmax = sb.buffers(params, "max_exp_avg_sq") if amsgrad else [None] * len(params)
 
-            def call(arrays, grads, m, v, vmax, steps):  # type: ignore[no-untyped-def]
+            def call(arrays: list, grads: list, m: list, v: list, vmax: list, steps: list) -> Any:
                 _native.adam_step(arrays, grads, m, v, vmax if amsgrad else [], steps, *hp)
 
             _dispatch(self._name, params, [m, v, vmax, steps], call)
@@ -209,7 +209,7 @@ class NAdam(Optimizer):
             m = sb.buffers(params, "exp_avg")
             v = sb.buffers(params, "exp_avg_sq")
 
-            def call(arrays, grads, m, v, steps, mus):  # type: ignore[no-untyped-def]
+            def call(arrays: list, grads: list, m: list, v: list, steps: list, mus: list) -> Any:
                 return _native.nadam_step(arrays, grads, m, v, steps, mus, *hp)
 
             new_mus = _dispatch("NAdam", params, [m, v, steps, mus], call)

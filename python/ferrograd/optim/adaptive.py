@@ -89,7 +89,7 @@ class Adagrad(Optimizer):
             steps = sb.steps(params)
             sums = sb.buffers(params, "sum", init)
 
-            def call(arrays, grads, sums, steps):  # type: ignore[no-untyped-def]
+            def call(arrays: list, grads: list, sums: list, steps: list) -> Any:
                 _native.adagrad_step(arrays, grads, sums, steps, *hp)
 
             _dispatch("Adagrad", params, [sums, steps], call)
@@ -170,7 +170,7 @@ class RMSprop(Optimizer):
             mb = sb.buffers(params, "momentum_buffer") if momentum > 0 else none
             ga = sb.buffers(params, "grad_avg") if centered else none
 
-            def call(arrays, grads, sq, mb, ga):  # type: ignore[no-untyped-def]
+            def call(arrays: list, grads: list, sq: list, mb: list, ga: list) -> Any:
                 _native.rmsprop_step(
                     arrays, grads, sq, mb if momentum > 0 else [], ga if centered else [], *hp
                 )
@@ -233,7 +233,7 @@ class Adadelta(Optimizer):
             sq = sb.buffers(params, "square_avg")
             acc = sb.buffers(params, "acc_delta")
 
-            def call(arrays, grads, sq, acc):  # type: ignore[no-untyped-def]
+            def call(arrays: list, grads: list, sq: list, acc: list) -> Any:
                 _native.adadelta_step(arrays, grads, sq, acc, *hp)
 
             _dispatch("Adadelta", params, [sq, acc], call)

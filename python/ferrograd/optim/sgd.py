@@ -85,7 +85,7 @@ class SGD(Optimizer):
             else:
                 per = [[None] * len(params), [None] * len(params)]
 
-            def call(arrays, grads, bufs, fresh):  # type: ignore[no-untyped-def]
+            def call(arrays: list, grads: list, bufs: list, fresh: list) -> Any:
                 if momentum == 0.0:
                     bufs, fresh = [], []
                 _native.sgd_step(arrays, grads, bufs, fresh, *hp)
