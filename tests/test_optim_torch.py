@@ -69,3 +69,61 @@ def test_matches_torch_after_steps(name, kw, dtype):
             assert key in tg, key
             if key != "params":
                 assert tuple(v) == tuple(tg[key]) if isinstance(v, tuple) else v == tg[key], key
+
+
+def _to_numpy_sd(tsd):
+    return {
+        "state": {k: {n: (v.detach().numpy().copy() if torch.is_tensor(v) else v) for n, v in s.items()}
+                  for k, s in tsd["state"].items()},
+        "param_groups": [dict(g) for g in tsd["param_groups"]],
+    }
+
+
+def _to_torch_sd(sd):
+    return {
+        "state": {k: {n: (torch.tensor(v) if n in ("step", "mu_product") else torch.from_numpy(np.array(v)))
+                      for n, v in s.items()} for k, s in sd["state"].items()},
+        "param_groups": [dict(g) for g in sd["param_groups"]],
+    }
+
+
+@pytest.mark.parametrize("name,kw", [c for c in CASES if c[0] != "SGD" or "momentum" in c[1]])
+def test_state_dicts_move_between_torch_and_ferrograd(name, kw):
+    """A torch state dict (tensors -> arrays) loads into ferrograd and the two continue
+    alike; and the other way round."""
+    rng = np.random.default_rng(4)
+    shapes = [(4, 3), (3,)]
+    init = [rng.standard_normal(s) for s in shapes]
+    grads = [[rng.standard_normal(s) for s in shapes] for _ in range(6)]
+    theirs = [torch.nn.Parameter(torch.tensor(a)) for a in init]
+    topt = getattr(torch.optim, name)(theirs, foreach=False, **kw)
+    ours = [fg.tensor(a.copy(), requires_grad=True) for a in init]
+    opt = getattr(optim, name)(ours, **kw)
+    for row in grads[:3]:
+        for t, g in zip(theirs, row):
+            t.grad = torch.tensor(g)
+        topt.step()
+        for p, g in zip(ours, row):
+            p.grad = fg.tensor(g)
+        opt.step()
+    # torch -> ferrograd: a fresh ferrograd optimizer over torch's current values.
+    moved = [fg.tensor(t.detach().numpy().copy(), requires_grad=True) for t in theirs]
+    opt2 = getattr(optim, name)(moved, **kw)
+    opt2.load_state_dict(_to_numpy_sd(topt.state_dict()))
+    # ferrograd -> torch: a fresh torch optimizer over ferrograd's current values.
+    moved_t = [torch.nn.Parameter(torch.tensor(p.data.copy())) for p in ours]
+    topt2 = getattr(torch.optim, name)(moved_t, foreach=False, **kw)
+    topt2.load_state_dict(_to_torch_sd(opt.state_dict()))
+    for row in grads[3:]:
+        for group in ((theirs, topt), (moved_t, topt2)):
+            for t, g in zip(group[0], row):
+                t.grad = torch.tensor(g)
+            group[1].step()
+        for group in ((ours, opt), (moved, opt2)):
+            for p, g in zip(group[0], row):
+                p.grad = fg.tensor(g)
+            group[1].step()
+    tol = dict(rtol=1e-7, atol=1e-9)
+    for a, b, c, d in zip(ours, moved, theirs, moved_t):
+        np.testing.assert_allclose(b.data, c.detach().numpy(), **tol)
+        np.testing.assert_allclose(d.detach().numpy(), a.data, **tol)
