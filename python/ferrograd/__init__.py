@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os as _os
 
-from . import _native, nn
+from . import _native, nn, optim
 from ._random import generator, initial_seed, manual_seed
 from .autograd import enable_grad, gradcheck, is_grad_enabled, no_grad, set_grad_enabled
 from .tensor import (
