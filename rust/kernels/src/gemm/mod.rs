@@ -506,8 +506,16 @@ unsafe fn blocked<K: MicroKernel>(p: &Args<K::T>, threads: usize, direct: bool) 
     let (m, n, k) = (p.m, p.n, p.k);
     let kc_max = K::KC.min(k);
     let nc_max = K::NC.min(n).div_ceil(nr) * nr;
-    let mut bbuf = pack::PooledBuf::take();
-    let bpack = bbuf.slice::<K::T>(if pack_b { kc_max * nc_max } else { 0 });
+    // The shared B buffer comes from a pool (a lock); the direct path does without.
+    let mut bbuf = if pack_b {
+        Some(pack::PooledBuf::take())
+    } else {
+        None
+    };
+    let bpack: &mut [K::T] = match bbuf.as_mut() {
+        Some(buf) => buf.slice::<K::T>(kc_max * nc_max),
+        None => &mut [],
+    };
     let pm = m.div_ceil(mr);
     for jc in (0..n).step_by(K::NC) {
         let nc = (n - jc).min(K::NC);
