@@ -792,3 +792,44 @@ fn gemm_grid_examples() {
         assert!(g.gm * g.gn >= 1);
     }
 }
+
+#[test]
+fn gemm_unit_alpha_beta_exact() {
+    // alpha == 1 and beta == 1 take shortcuts in the AVX-512 epilogue; the bits must be
+    // those of the general formula: alpha * acc + beta * c with one rounding each.
+    fn one<T: Float>(level: Level, m: usize, n: usize, k: usize) {
+        let base = Case {
+            pad: (1, 2, 3),
+            ..Case::new(m, n, k)
+        };
+        let d = make::<T>(&Case { beta: 1.0, ..base }, 5);
+        let plain = run_case(level, Mode::Inline, &base, &d); // alpha 1, beta 0
+        let twice = run_case(level, Mode::Inline, &Case { alpha: 2.0, ..base }, &d);
+        let accum = run_case(level, Mode::Inline, &Case { beta: 1.0, ..base }, &d);
+        for i in 0..m {
+            for j in 0..n {
+                let x = i * d.ldc + j;
+                let what = format!("{level:?} {m}x{n}x{k} C[{i},{j}]");
+                assert_eq!(bits(&[twice[x]]), bits(&[plain[x] + plain[x]]), "{what}");
+                assert_eq!(bits(&[accum[x]]), bits(&[plain[x] + d.c[x]]), "{what}");
+            }
+        }
+    }
+    // k within every kernel's KC (one depth block), direct and packed paths.
+    for &(m, n, k) in &[(64, 64, 64), (37, 45, 100), (150, 140, 120), (15, 33, 256)] {
+        for level in levels() {
+            one::<f32>(level, m, n, k);
+            one::<f64>(level, m, n, k);
+        }
+    }
+}
+
+#[test]
+fn gemm_grid_balanced_for_two_threads() {
+    // Square problems on two threads: as many tasks on each thread, of equal size.
+    for &(pm, pn) in &[(147usize, 64usize), (74, 32), (37, 16), (19, 8), (10, 4)] {
+        let g = choose_grid(pm, pn, 14, 32, 12, 2);
+        assert_eq!((g.gm * g.gn) % 2, 0, "pm {pm} pn {pn}: {g:?}");
+        assert!(pm.div_ceil(g.gm) <= 12, "pm {pm} pn {pn}: {g:?}");
+    }
+}
