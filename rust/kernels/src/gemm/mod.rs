@@ -12,7 +12,11 @@
 //! - Loops: `jc` over blocks of `NC` columns of B; `pc` over blocks of `KC` of the depth
 //!   (B block packed into `NR`-column panels, shared by all threads); then tasks over a
 //!   grid of (row range, column range) of C, each packing its rows of A into `MR`-row
-//!   panels (per-thread buffer) and running the micro-kernel over its tiles.
+//!   panels (per-thread buffer) and running the micro-kernel over its tiles: B panels in
+//!   sub-blocks of `B_SUB_BYTES` (kept in L2), and for each sub-block every A panel of
+//!   the task (kept in L1) sweeping over its B panels.
+//! - The grid for T threads prefers a multiple of T equal tasks (balanced halves for two
+//!   threads), so no thread idles at the end of a depth block.
 //! - SIMD is chosen at run time ([`crate::simd::level`]): AVX-512 (14 x 32 f32, 14 x 16
 //!   f64), AVX2+FMA (6 x 16 f32, 6 x 8 f64) or portable code.
 //! - Threads split rows and columns of C only, never k: every element of C is reduced
