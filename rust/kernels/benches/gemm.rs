@@ -29,7 +29,7 @@ fn bench_square(cr: &mut Criterion) {
     let t = threads();
     threading::set_num_threads(t).expect("thread pool");
     let mut group = cr.benchmark_group("sgemm_square");
-    for &n in &[64usize, 256, 1024] {
+    for &n in &[64usize, 128, 256, 512, 1024] {
         let (a, b, mut c) = data(n);
         group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
         if n >= 1024 {
