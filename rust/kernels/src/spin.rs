@@ -64,7 +64,11 @@ fn shared() -> &'static Shared {
 
 #[inline]
 fn unpack(t: u64) -> (u64, usize, usize) {
-    (t >> 32, ((t >> 16) & 0xFFFF) as usize, (t & 0xFFFF) as usize)
+    (
+        t >> 32,
+        ((t >> 16) & 0xFFFF) as usize,
+        (t & 0xFFFF) as usize,
+    )
 }
 
 /// Claims and runs tasks of generation `gen` until none are left.
@@ -75,8 +79,7 @@ fn work_on(s: &Shared, gen: u64) {
         if g != gen || next >= total {
             return;
         }
-        if s
-            .ticket
+        if s.ticket
             .compare_exchange_weak(t, t + 1, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
@@ -108,8 +111,14 @@ fn worker_loop(index: usize, parked: &'static AtomicBool) {
                 break g;
             }
             spins = spins.wrapping_add(1);
-            if !spins.is_multiple_of(64) || start.elapsed() < SPIN_FOR {
+            if spins < 2048 {
                 std::hint::spin_loop();
+                continue;
+            }
+            // Past the first microseconds, poll with sched_yield: a thread of another pool
+            // (or another process) that wants this core gets it at once.
+            if !spins.is_multiple_of(16) || start.elapsed() < SPIN_FOR {
+                thread::yield_now();
                 continue;
             }
             parked.store(true, Ordering::SeqCst);
@@ -177,7 +186,8 @@ pub fn run_tasks<F: Fn(usize) + Sync>(n_tasks: usize, threads: usize, f: F) {
     // this function does not return (or unwind) before `done` counts every task of it.
     let dyn_f: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(dyn_f) };
     let job = Job { f: dyn_f };
-    s.job.store(&job as *const Job as *mut Job, Ordering::Release);
+    s.job
+        .store(&job as *const Job as *mut Job, Ordering::Release);
     s.done.store(0, Ordering::Release);
     s.panicked.store(false, Ordering::Release);
     s.active.store(helpers, Ordering::Release);
