@@ -42,7 +42,12 @@ impl fmt::Display for KernelError {
 impl std::error::Error for KernelError {}
 
 /// Checks that `given >= needed`, naming the buffer otherwise.
-pub fn check_len(op: &'static str, what: &'static str, needed: usize, given: usize) -> crate::Result<()> {
+pub fn check_len(
+    op: &'static str,
+    what: &'static str,
+    needed: usize,
+    given: usize,
+) -> crate::Result<()> {
     if given < needed {
         Err(KernelError::BufferTooSmall {
             op,
