@@ -835,10 +835,14 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     b = _other(b, a)
     A, B = a.data, b.data
     if A.ndim == 2 and B.ndim == 2:
-        if A.shape[1] != B.shape[0]:
-            raise ValueError(
-                f"matmul: shapes {A.shape} and {B.shape} are not aligned ({A.shape[1]} (dim 1) != {B.shape[0]} (dim 0))"
-            )
+        try:
+            out2 = _native.mm(A, B)  # the common case: one call, no Python-side checks
+        except (TypeError, ValueError):
+            if A.shape[1] != B.shape[0]:
+                raise ValueError(
+                    f"matmul: shapes {A.shape} and {B.shape} are not aligned ({A.shape[1]} (dim 1) != {B.shape[0]} (dim 0))"
+                ) from None
+            out2 = _mm(A, B)
 
         def backward2(g):
             return (
@@ -846,7 +850,7 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
                 _mm(A, g, True, False) if b.requires_grad else None,
             )
 
-        return _make(_mm(A, B), (a, b), backward2, "MmBackward")
+        return _make(out2, (a, b), backward2, "MmBackward")
     if A.ndim == 0 or B.ndim == 0:
         raise ValueError(f"matmul: both arguments need at least 1 dimension, given shapes {A.shape} and {B.shape}")
     a1, b1 = A.ndim == 1, B.ndim == 1
