@@ -40,7 +40,7 @@ def main() -> None:
     )
     train.summary(model, (64,))
     trainer = train.Trainer(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-3), metrics=["accuracy"])
-    early = train.EarlyStopping(monitor="val_accuracy", patience=10, restore_best_weights=True)
+    early = train.EarlyStopping(monitor="val_accuracy", patience=20, restore_best_weights=True)
     history = trainer.fit(
         X[tr], y[tr], epochs=100, batch_size=32, validation_data=(X[va], y[va]), callbacks=[early], verbose=1
     )

@@ -271,3 +271,20 @@ def test_mixed_dtypes_promote_and_grads_keep_input_dtype():
     c.sum().backward()
     assert a.grad.dtype == fg.float32 and b.grad.dtype == fg.float64
     assert (a * 2.5).dtype == fg.float32  # Python scalars keep the tensor's dtype
+
+
+def test_leaf_grad_never_aliases_the_callers_gradient_or_another_leaf():
+    x = fg.tensor(np.ones(3), requires_grad=True)
+    g = np.arange(3.0)
+    (x * 1.0).backward(g)
+    x.grad.numpy()[0] = 99.0
+    assert g[0] == 0.0
+    y = fg.tensor(np.ones(3), requires_grad=True)
+    y.backward(g)  # a leaf as the root
+    y.grad.numpy()[1] = 99.0
+    assert g[1] == 1.0
+    a = fg.tensor(np.ones((2, 2)), requires_grad=True)
+    b = fg.tensor(np.ones((2, 2)), requires_grad=True)
+    (a - b + a.T).sum().backward()
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    assert a.grad.numpy().flags.writeable and b.grad.numpy().flags.writeable

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os as _os
 
-from . import _native, nn, optim
+from . import _native, data, datasets, nn, optim, train
 from ._random import generator, initial_seed, manual_seed
+from .serialization import load, save
 from .autograd import enable_grad, gradcheck, is_grad_enabled, no_grad, set_grad_enabled
 from .tensor import (
     Tensor,
@@ -75,6 +76,8 @@ from .tensor import (
     zeros,
     zeros_like,
 )
+
+from .train import summary
 
 __version__ = "0.1.0"
 

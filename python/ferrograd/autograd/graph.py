@@ -68,7 +68,11 @@ def _topo_order(root: Node) -> list:
 _TENSOR: list = []
 
 
-def _accumulate_leaf(t: "Tensor", g: np.ndarray) -> None:
+def _accumulate_leaf(t: "Tensor", g: np.ndarray, fresh: bool = False) -> None:
+    """Adds ``g`` to ``t.grad``. A first gradient is stored as is when ``fresh`` (an array
+    no one else holds), else as a copy: the incoming array may be a broadcast view, the
+    caller's array, or shared with another input's gradient, and ``.grad`` must be a
+    writable array of its own (optimizers and clip_grad_* write into it)."""
     if not _TENSOR:
         from ..tensor import Tensor
 
@@ -77,10 +81,12 @@ def _accumulate_leaf(t: "Tensor", g: np.ndarray) -> None:
     dt = t.data.dtype
     if g.dtype != dt:
         g = g.astype(dt)
+        fresh = True
     if t.grad is None:
-        # A fresh, writable copy: the incoming array may be a broadcast view or shared
-        # with another input's gradient.
-        t.grad = wrap(np.array(g, dtype=dt, copy=True).reshape(t.data.shape))
+        if fresh and g.flags.owndata and g.flags.writeable and g.flags.c_contiguous:
+            t.grad = wrap(g)
+        else:
+            t.grad = wrap(np.array(g, dtype=dt, order="C", copy=True).reshape(t.data.shape))
     else:
         t.grad = wrap(t.grad.data + g)
 
@@ -97,6 +103,11 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
         )
     order = _topo_order(node0)
     grads: dict = {node0: grad}
+    # ids of every gradient array seen flowing in this pass: an array met a second time
+    # (passed through unchanged by an op, or given to two inputs) is copied before it
+    # becomes a leaf's .grad. Ids of freed arrays may be reused: that costs a copy, never
+    # an alias.
+    seen = {id(grad)}
     retained: dict = {node0: root} if root._retain else {}
     for node in order:
         g = grads.pop(node, None)
@@ -109,6 +120,7 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
         fn = node.backward_fn
         if fn is None:
             raise _freed(node)
+        seen.add(id(g))
         in_grads = fn(g)
         for t, gi in zip(node.inputs, in_grads):
             if gi is None or not t.requires_grad:
@@ -121,9 +133,12 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
                     f"of shape {t.data.shape}"
                 )
             child = t.grad_fn
+            key = id(gi)
             if child is None:
-                _accumulate_leaf(t, gi)
+                _accumulate_leaf(t, gi, key not in seen)
+                seen.add(key)
             else:
+                seen.add(key)
                 prev = grads.get(child)
                 grads[child] = gi if prev is None else prev + gi
                 if t._retain:
