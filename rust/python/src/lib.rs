@@ -7,8 +7,10 @@
 //! arrays unless the function says it writes in place.
 
 mod common;
+mod conv;
 mod nn;
 mod optim;
+mod pool;
 
 use common::{arr, check_shape, kernel_err, new_array, not_contiguous, run, same, Arr};
 use ferrograd_kernels::{
@@ -530,5 +532,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reduce, m)?)?;
     nn::register(m)?;
     optim::register(m)?;
+    conv::register(m)?;
+    pool::register(m)?;
     Ok(())
 }
