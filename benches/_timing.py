@@ -36,3 +36,19 @@ def try_import_torch():
         return torch
     except Exception:  # pragma: no cover - optional peer
         return None
+
+
+def isolated_medians(script: str, worker_args: dict, rounds: int = 3) -> dict:
+    """Runs ``python script *args`` once per library and round, alternating libraries
+    (A, B, A, B, ...), each in a fresh process so that no library's spinning worker
+    threads steal cores from another's; each run prints one float (seconds per call).
+    Returns the median over rounds per library."""
+    import subprocess
+    import sys
+
+    times: dict = {lib: [] for lib in worker_args}
+    for _ in range(rounds):
+        for lib, args in worker_args.items():
+            out = subprocess.run([sys.executable, script, *args], check=True, capture_output=True, text=True)
+            times[lib].append(float(out.stdout.strip().splitlines()[-1]))
+    return {lib: statistics.median(v) for lib, v in times.items()}

@@ -10,7 +10,8 @@ agree. Median of 11 rounds after a warm-up, the two libraries timed in alternati
 that load drifting on a shared machine hits both alike. Same thread count for
 both (``--threads N`` sets it). ``--profile`` prints a cProfile of the ferrograd steps.
 
-    python benches/bench_train.py [--threads N] [--profile]
+    python benches/bench_train.py --isolated [--threads N] [--rounds R]   # for RESULTS.md
+    python benches/bench_train.py [--threads N] [--profile]                # same process
 """
 
 from __future__ import annotations
@@ -118,7 +119,27 @@ def torch_twin(torch, model, kind, x, y, lr):
     return step
 
 
+def worker(lib: str, case: str, threads: int) -> None:
+    """Times one library's train step in this (fresh) process; prints seconds per step."""
+    fg.set_num_threads(threads)
+    name, model, loss_fn, opt, x, y, kind, lr = (mlp_case if case == "mlp" else xor_case)()
+    if lib == "ferrograd":
+        step = fg_step_fn(model, loss_fn, opt, x, y)
+    else:
+        torch = try_import_torch()
+        torch.set_num_threads(threads)
+        step = torch_twin(torch, model, kind, x, y, lr)
+    print(median_time(step, 9, 0.2))
+
+
 def main() -> None:
+    if "--worker" in sys.argv:
+        i = sys.argv.index("--worker")
+        worker(sys.argv[i + 1], sys.argv[i + 2], int(sys.argv[i + 3]))
+        return
+    if "--isolated" in sys.argv:
+        main_isolated()
+        return
     profile = "--profile" in sys.argv
     if "--threads" in sys.argv:
         fg.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
@@ -151,6 +172,32 @@ def main() -> None:
             pr.disable()
             print(f"\ncProfile of {name} (ferrograd):")
             pstats.Stats(pr).sort_stats("tottime").print_stats(18)
+
+
+def main_isolated() -> None:
+    """Each library in its own process, alternating over rounds (no cross-library thread
+    interference); the default mode for benches/RESULTS.md."""
+    from _timing import isolated_medians
+
+    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else fg.get_num_threads()
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
+    torch = try_import_torch()
+    print(f"threads: {threads}, SIMD: {fg.simd_level()}" + (f", torch {torch.__version__}" if torch else "")
+          + f", each library in its own process, median of {rounds} alternating rounds")
+    print()
+    print("| train step | ferrograd us | PyTorch us | PyTorch/ferrograd | target |")
+    print("|---|---|---|---|---|")
+    for case, target in (("mlp", 1.5), ("xor", 2.0)):
+        name = (mlp_case if case == "mlp" else xor_case)()[0]
+        libs = {"ferrograd": ["--worker", "ferrograd", case, str(threads)]}
+        if torch is not None:
+            libs["torch"] = ["--worker", "torch", case, str(threads)]
+        r = isolated_medians(__file__, libs, rounds)
+        if torch is None:
+            print(f"| {name} | {r['ferrograd'] * 1e6:.1f} | n/a | n/a | {target}x |")
+            continue
+        ratio = r["torch"] / r["ferrograd"]
+        print(f"| {name} | {r['ferrograd'] * 1e6:.1f} | {r['torch'] * 1e6:.1f} | {ratio:.2f}x | {target}x {'met' if ratio >= target else 'MISSED'} |")
 
 
 if __name__ == "__main__":
