@@ -343,3 +343,5 @@ class GaussianNoise:
 
     def __repr__(self) -> str:
         return f"GaussianNoise(std={self.std}, mean={self.mean}" + (f", clip={self.clip})" if self.clip else ")")
+
+from . import transforms  # noqa: E402  (last: transforms re-exports GaussianNoise from here)

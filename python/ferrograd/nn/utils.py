@@ -13,6 +13,7 @@ from typing import Any, Iterable, Union
 import numpy as np
 
 from ..tensor import Tensor, _make
+from .receptive import receptive_field  # noqa: E402,F401  (re-exported: nn.utils.receptive_field)
 
 __all__ = ["l1_penalty", "clip_grad_norm_", "clip_grad_value_"]
 
