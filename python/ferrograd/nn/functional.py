@@ -588,3 +588,18 @@ def nll_loss(
     return _indexed_loss(op, "NllLossBackward", x, rows, _contig(rows), y.reshape(-1), w, ignore_index,
                          reduction, 0.0, False)
 
+
+# Pooling, padding and batch norm (functional_pool.py).
+from .functional_pool import (  # noqa: E402
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    batch_norm,
+    max_pool1d,
+    max_pool2d,
+    min_pool1d,
+    min_pool2d,
+    pad,
+)
+
+__all__ += ["pad", "max_pool2d", "min_pool2d", "avg_pool2d", "max_pool1d", "min_pool1d", "avg_pool1d", "adaptive_avg_pool2d", "batch_norm"]

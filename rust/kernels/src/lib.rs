@@ -12,6 +12,7 @@ pub mod error;
 pub mod gemm;
 pub mod linear;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
 pub mod scalar;
 pub mod simd;
