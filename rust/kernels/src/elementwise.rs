@@ -19,9 +19,9 @@
 
 use crate::error::KernelError;
 use crate::simd::{self, Level};
+use crate::threading;
 use crate::vmath::{cast, cast_mut, dispatch, Kernel, Simd};
 use crate::{Float, Result};
-use rayon::prelude::*;
 
 /// Which element-wise function.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,7 +109,7 @@ pub fn forward_inplace<T: Float>(op: Unary, y: &mut [T]) -> Result<()> {
     if y.len() < PAR_MIN {
         run(y);
     } else {
-        crate::threading::install(|| y.par_chunks_mut(CHUNK).for_each(run));
+        threading::for_each_chunk_mut(y, CHUNK, |_, yc| run(yc));
     }
     Ok(())
 }
@@ -121,10 +121,9 @@ pub(crate) fn forward_at<T: Float>(level: Level, op: Unary, x: &[T], y: &mut [T]
     if x.len() < PAR_MIN {
         run(x, y);
     } else {
-        crate::threading::install(|| {
-            y.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
-                .for_each(|(yc, xc)| run(xc, yc))
+        threading::for_each_chunk_mut(y, CHUNK, |c, yc| {
+            let lo = c * CHUNK;
+            run(&x[lo..lo + yc.len()], yc)
         });
     }
     Ok(())
@@ -161,11 +160,9 @@ pub(crate) fn backward_at<T: Float>(
     if x.len() < PAR_MIN {
         run(a, gy, gx);
     } else {
-        crate::threading::install(|| {
-            gx.par_chunks_mut(CHUNK)
-                .zip(a.par_chunks(CHUNK))
-                .zip(gy.par_chunks(CHUNK))
-                .for_each(|((oc, ac), gc)| run(ac, gc, oc))
+        threading::for_each_chunk_mut(gx, CHUNK, |c, oc| {
+            let r = c * CHUNK..c * CHUNK + oc.len();
+            run(&a[r.clone()], &gy[r], oc)
         });
     }
     Ok(())
@@ -1278,43 +1275,32 @@ mod tests {
 
     #[test]
     fn threads_do_not_change_bits() {
-        let pools: Vec<_> = [1, 2, 3]
-            .iter()
-            .map(|&t| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        let n = 3 * PAR_MIN + 77;
-        for op in OPS {
-            let x: Vec<f32> = inputs(op, n, 1).iter().map(|&v| v as f32).collect();
-            let gy: Vec<f32> = inputs(Unary::Tanh, n, 2)
-                .iter()
-                .map(|&v| v as f32)
-                .collect();
-            let mut outs = Vec::new();
-            for p in &pools {
-                let mut y = vec![0f32; n];
-                let mut gx = vec![0f32; n];
-                p.install(|| {
-                    forward(op, &x, &mut y).unwrap();
-                    backward(op, &x, &y, &gy, &mut gx).unwrap();
-                });
-                outs.push((y, gx));
-            }
-            for o in &outs[1..] {
-                assert!(o
-                    .0
+        for n in [PAR_MIN - 1, PAR_MIN, CHUNK + 1, 3 * PAR_MIN + 77] {
+            for op in OPS {
+                let x: Vec<f32> = inputs(op, n, 1).iter().map(|&v| v as f32).collect();
+                let gy: Vec<f32> = inputs(Unary::Tanh, n, 2)
                     .iter()
-                    .zip(&outs[0].0)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
-                assert!(o
-                    .1
-                    .iter()
-                    .zip(&outs[0].1)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                    .map(|&v| v as f32)
+                    .collect();
+                let mut outs = Vec::new();
+                for t in [1, 2, 3] {
+                    let mut y = vec![0f32; n];
+                    let mut gx = vec![0f32; n];
+                    let mut yi = x.clone();
+                    crate::threading::with_threads(t, || {
+                        forward(op, &x, &mut y).unwrap();
+                        backward(op, &x, &y, &gy, &mut gx).unwrap();
+                        forward_inplace(op, &mut yi).unwrap();
+                    });
+                    outs.push((y, gx, yi));
+                }
+                let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<u32>>();
+                for o in &outs[1..] {
+                    assert_eq!(bits(&o.0), bits(&outs[0].0), "{op:?} n={n}");
+                    assert_eq!(bits(&o.1), bits(&outs[0].1), "{op:?} n={n}");
+                    assert_eq!(bits(&o.2), bits(&outs[0].2), "{op:?} n={n}");
+                }
+                assert_eq!(bits(&outs[0].2), bits(&outs[0].0), "{op:?} n={n}");
             }
         }
     }

@@ -18,8 +18,8 @@
 
 use crate::elementwise::{self, Unary};
 use crate::error::{check_len, checked_product};
+use crate::threading;
 use crate::{gemm, Float, KernelError, Result};
-use rayon::prelude::*;
 
 const OP: &str = "linear";
 const OP_BWD: &str = "linear_backward";
@@ -158,11 +158,7 @@ pub fn column_sums<T: Float>(a: &[T], m: usize, n: usize, out: &mut [T]) -> Resu
     if m * n < DB_PAR_MIN || n <= DB_COLS {
         sum_cols(0, out);
     } else {
-        crate::threading::install(|| {
-            out.par_chunks_mut(DB_COLS)
-                .enumerate()
-                .for_each(|(c, oc)| sum_cols(c * DB_COLS, oc))
-        });
+        threading::for_each_chunk_mut(out, DB_COLS, |c, oc| sum_cols(c * DB_COLS, oc));
     }
     Ok(())
 }
@@ -370,15 +366,11 @@ mod tests {
         let gy: Vec<f32> = r.vec(m * n, -1.0, 1.0).iter().map(|&v| v as f32).collect();
         let mut outs = Vec::new();
         for t in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap();
             let mut y = vec![0f32; m * n];
             let mut dx = vec![0f32; m * k];
             let mut dw = vec![0f32; n * k];
             let mut db = vec![0f32; n];
-            pool.install(|| {
+            threading::with_threads(t, || {
                 forward(&x, &w, Some(&b), &mut y, m, k, n, Activation::Tanh).unwrap();
                 backward(
                     &x,

@@ -27,7 +27,6 @@
 use crate::error::KernelError;
 use crate::simd::{self, Level};
 use crate::{threading, Float, Result};
-use rayon::prelude::*;
 
 /// Elements per parallel work item (results do not depend on it).
 pub const CHUNK: usize = 16 * 1024;
@@ -268,18 +267,14 @@ fn one_chunk<T: Float, R: Rule<T>>(level: Level, r: &R, it: &mut Item<'_, T>) {
 }
 
 /// Runs `r` over every item, in parallel for large groups.
-fn execute<T: Float, R: Rule<T>>(level: Level, r: &R, items: Vec<Item<'_, T>>, total: usize) {
+fn execute<T: Float, R: Rule<T>>(level: Level, r: &R, mut items: Vec<Item<'_, T>>, total: usize) {
     let level = effective(level);
     if total < PAR_MIN || items.len() < 2 {
-        for mut it in items {
-            one_chunk(level, r, &mut it);
+        for it in &mut items {
+            one_chunk(level, r, it);
         }
     } else {
-        threading::install(|| {
-            items
-                .into_par_iter()
-                .for_each(|mut it| one_chunk(level, r, &mut it))
-        });
+        threading::for_each_mut(&mut items, |_, it| one_chunk(level, r, it));
     }
 }
 
@@ -1641,44 +1636,75 @@ mod tests {
 
     #[test]
     fn thread_counts_agree_bitwise() {
-        let n = 3 * PAR_MIN + 17;
-        let mut r = Rng(7);
-        let p0: Vec<f32> = r.signed(n);
-        let g: Vec<f32> = r.signed(n);
         let h = Adam {
             lr: 0.01,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
-            weight_decay: 0.0,
-            amsgrad: false,
+            weight_decay: 0.1,
+            amsgrad: true,
             decoupled_weight_decay: false,
             maximize: false,
         };
-        let mut results = Vec::new();
-        for threads in [1usize, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let (mut p, mut m, mut v) = (p0.clone(), vec![0.0f32; n], vec![0.0f32; n]);
-            pool.install(|| {
-                adam(
-                    &mut [&mut p[..]],
-                    &[&g[..]],
-                    &mut [&mut m[..]],
-                    &mut [&mut v[..]],
-                    &mut [],
-                    &[1.0],
-                    &h,
-                )
-                .unwrap()
-            });
-            results.push(p);
+        let hs = Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: true,
+            maximize: false,
+        };
+        for n in [PAR_MIN - 1, PAR_MIN, CHUNK + 1, 3 * PAR_MIN + 17] {
+            let mut r = Rng(7);
+            let p0: Vec<f32> = r.signed(n);
+            let g: Vec<f32> = r.signed(n);
+            // Two tensors: the work items of both share the pool.
+            let (n1, n2) = (n / 3, n - n / 3);
+            let mut results = Vec::new();
+            for threads in [1usize, 2, 3] {
+                let (mut p, mut m, mut v) = (p0.clone(), vec![0.0f32; n], vec![0.0f32; n]);
+                let mut vmax = vec![0.0f32; n];
+                let (mut q, mut buf) = (p0.clone(), vec![0.0f32; n]);
+                crate::threading::with_threads(threads, || {
+                    let (p1, p2) = p.split_at_mut(n1);
+                    let (m1, m2) = m.split_at_mut(n1);
+                    let (v1, v2) = v.split_at_mut(n1);
+                    let (x1, x2) = vmax.split_at_mut(n1);
+                    let (g1, g2) = g.split_at(n1);
+                    assert_eq!(p2.len(), n2);
+                    adam(
+                        &mut [p1, p2],
+                        &[g1, g2],
+                        &mut [m1, m2],
+                        &mut [v1, v2],
+                        &mut [x1, x2],
+                        &[1.0, 3.0],
+                        &h,
+                    )
+                    .unwrap();
+                    for _ in 0..2 {
+                        sgd(
+                            &mut [&mut q[..]],
+                            &[&g[..]],
+                            &mut [&mut buf[..]],
+                            &[false],
+                            &hs,
+                        )
+                        .unwrap();
+                    }
+                });
+                results.push((p, m, v, vmax, q, buf));
+            }
+            let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<u32>>();
+            for o in &results[1..] {
+                let r0 = &results[0];
+                assert_eq!(bits(&o.0), bits(&r0.0), "n={n}");
+                assert_eq!(bits(&o.1), bits(&r0.1), "n={n}");
+                assert_eq!(bits(&o.2), bits(&r0.2), "n={n}");
+                assert_eq!(bits(&o.3), bits(&r0.3), "n={n}");
+                assert_eq!(bits(&o.4), bits(&r0.4), "n={n}");
+                assert_eq!(bits(&o.5), bits(&r0.5), "n={n}");
+            }
         }
-        assert!(results[0]
-            .iter()
-            .zip(&results[1])
-            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }

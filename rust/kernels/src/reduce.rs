@@ -8,23 +8,24 @@
 //! Implementation.
 //! - Sum, inner == 1 (contiguous rows): a row is cut into blocks of [`SUM_BLOCK`] elements;
 //!   a block is summed by SIMD lanes over four vector accumulators, combined pairwise; the
-//!   block sums are combined by a pairwise tree over block indices. A long row evaluates
-//!   the two halves of each big tree node in parallel — the same tree, so the same bits.
+//!   block sums are combined by a pairwise tree over block indices. In parallel, the
+//!   blocks of all rows are summed by tasks into a buffer, then each row's tree combines
+//!   them on the calling thread — the same tree, so the same bits.
 //! - Sum, inner > 1 (strided): rows of length `inner` are accumulated in registers, SIMD
 //!   across `inner`, in leaves of [`SUM_ROWS`] consecutive rows; leaves are combined by the
-//!   same kind of pairwise tree. Each column's order of additions does not depend on how
+//!   same kind of pairwise tree (when one task would hold every column, the leaves are
+//!   computed in parallel and combined afterwards). Each column's order of additions does not depend on how
 //!   columns are split among tasks or lanes.
 //! - Max/min: per-lane running best value and index (strict comparison, so the first of
 //!   equal values wins; a NaN replaces a non-NaN and is then kept), then the lanes and
 //!   blocks are combined by (NaN first, best value, smallest index). Exact, so the result
 //!   does not depend on the split at all.
 
-use crate::elementwise::{CHUNK, PAR_MIN};
 use crate::error::{check_len, checked_product, KernelError};
 use crate::simd::{self, Level};
+use crate::threading;
 use crate::vmath::{cast, cast_mut, dispatch, Kernel, Simd};
 use crate::{Float, Result};
-use rayon::prelude::*;
 
 /// Elements per leaf block of a contiguous sum.
 pub const SUM_BLOCK: usize = 2048;
@@ -36,8 +37,15 @@ pub const MAX_BLOCK: usize = 1 << 16;
 pub const MAX_ROWS: usize = 1 << 20;
 /// Columns per parallel task of a strided reduction.
 pub const COL_TILE: usize = 1024;
-/// Tree nodes covering at least this many leaves split their halves among threads.
-const PAR_LEAVES: usize = 8;
+/// Arrays with fewer elements are reduced on the calling thread.
+pub const PAR_MIN: usize = 32 * 1024;
+/// About this many elements per parallel task (results do not depend on it).
+const TASK: usize = 16 * 1024;
+/// Leaves per parallel task of a sum computed leaf by leaf (results do not depend on it).
+const LEAVES_PER_TASK: usize = 4;
+/// Elements per block of a contiguous max/min run in parallel (the result is exact, so
+/// it does not depend on it).
+const ARG_TASK: usize = 16 * 1024;
 
 /// out[o, i] = sum_j x[o, j, i].
 pub fn sum<T: Float>(x: &[T], outer: usize, n: usize, inner: usize, out: &mut [T]) -> Result<()> {
@@ -132,65 +140,133 @@ pub(crate) fn sum_at<T: Float>(
     if inner == 1 {
         if !par {
             for (o, r) in out.iter_mut().zip(x.chunks_exact(n)) {
-                *o = sum_contig(level, r, false);
+                *o = sum_contig(level, r);
             }
-        } else if n >= 16 * SUM_BLOCK {
-            // Long rows: parallel inside each row.
-            crate::threading::install(|| {
-                for (o, r) in out.iter_mut().zip(x.chunks_exact(n)) {
-                    *o = sum_contig(level, r, true);
-                }
-            });
+        } else if n > SUM_BLOCK {
+            sum_rows_leaves(level, x, n, out);
         } else {
-            let rpt = (CHUNK / n).max(1);
-            crate::threading::install(|| {
-                out.par_chunks_mut(rpt)
-                    .zip(x.par_chunks(rpt * n))
-                    .for_each(|(oc, xc)| {
-                        for (o, r) in oc.iter_mut().zip(xc.chunks_exact(n)) {
-                            *o = sum_contig(level, r, false);
-                        }
-                    })
+            let rpt = (TASK / n).max(1);
+            threading::for_each_chunk_mut(out, rpt, |c, oc| {
+                let xc = &x[c * rpt * n..][..oc.len() * n];
+                for (o, r) in oc.iter_mut().zip(xc.chunks_exact(n)) {
+                    *o = sum_contig(level, r);
+                }
             });
         }
         return Ok(());
     }
     // Strided: tasks are (outer index, column tile).
     let tiles = inner.div_ceil(COL_TILE);
-    let task = |o: usize, t: usize, oc: &mut [T], par_tree: bool| {
+    let task = |o: usize, t: usize, oc: &mut [T]| {
         let xo = &x[o * n * inner..(o + 1) * n * inner];
-        sum_strided(level, xo, n, inner, t * COL_TILE, oc, par_tree);
+        sum_strided(level, xo, n, inner, t * COL_TILE, oc);
     };
     if !par {
         for (o, orow) in out.chunks_mut(inner).enumerate() {
             for (t, oc) in orow.chunks_mut(COL_TILE).enumerate() {
-                task(o, t, oc, false);
+                task(o, t, oc);
             }
         }
     } else if outer * tiles >= 2 {
-        crate::threading::install(|| {
-            out.par_chunks_mut(inner).enumerate().for_each(|(o, orow)| {
-                orow.par_chunks_mut(COL_TILE)
-                    .enumerate()
-                    .for_each(|(t, oc)| task(o, t, oc, false))
-            })
-        });
+        let mut parts: Vec<&mut [T]> = out
+            .chunks_mut(inner)
+            .flat_map(|orow| orow.chunks_mut(COL_TILE))
+            .collect();
+        threading::for_each_mut(&mut parts, |i, oc| task(i / tiles, i % tiles, oc));
     } else {
-        crate::threading::install(|| task(0, 0, out, true));
+        strided_leaves(level, x, n, inner, out);
     }
     Ok(())
 }
 
+/// The pairwise tree of `sum_tree` over precomputed leaf values.
+fn combine_tree<T: Float>(p: &[T]) -> T {
+    if p.len() == 1 {
+        return p[0];
+    }
+    let mid = p.len() / 2;
+    combine_tree(&p[..mid]) + combine_tree(&p[mid..])
+}
+
+/// `sum_contig` of every row of length `n` (> SUM_BLOCK), the leaves of all rows summed
+/// in parallel.
+fn sum_rows_leaves<T: Float>(level: Level, x: &[T], n: usize, out: &mut [T]) {
+    let nb = n.div_ceil(SUM_BLOCK);
+    let mut leaves = vec![T::ZERO; out.len() * nb];
+    threading::for_each_chunk_mut(&mut leaves, LEAVES_PER_TASK, |c, lc| {
+        for (j, l) in lc.iter_mut().enumerate() {
+            let (r, b) = (
+                (c * LEAVES_PER_TASK + j) / nb,
+                (c * LEAVES_PER_TASK + j) % nb,
+            );
+            let row = &x[r * n..(r + 1) * n];
+            let end = ((b + 1) * SUM_BLOCK).min(n);
+            *l = dispatch::<T, _>(
+                level,
+                BlockSum {
+                    x: &row[b * SUM_BLOCK..end],
+                },
+            );
+        }
+    });
+    for (o, lr) in out.iter_mut().zip(leaves.chunks_exact(nb)) {
+        *o = combine_tree(lr);
+    }
+}
+
+/// `sum_strided` of the single column tile (outer == 1, inner <= COL_TILE): the leaves
+/// are computed in parallel, then combined by the tree of `strided_tree`.
+fn strided_leaves<T: Float>(level: Level, x: &[T], n: usize, inner: usize, out: &mut [T]) {
+    let w = out.len();
+    let lr = leaf_rows(inner);
+    let nb = n.div_ceil(lr);
+    let mut leaves = vec![T::ZERO; nb * w];
+    threading::for_each_chunk_mut(&mut leaves, LEAVES_PER_TASK * w, |c, lc| {
+        for (j, acc) in lc.chunks_exact_mut(w).enumerate() {
+            let b = c * LEAVES_PER_TASK + j;
+            let j0 = b * lr;
+            let rows = ((b + 1) * lr).min(n) - j0;
+            let start = j0 * inner;
+            let end = start + (rows - 1) * inner + w;
+            dispatch::<T, _>(
+                level,
+                StridedSum {
+                    x: &x[start..end],
+                    rows,
+                    stride: inner,
+                    acc,
+                },
+            );
+        }
+    });
+    combine_rows(&mut leaves, w, 0, nb);
+    out.copy_from_slice(&leaves[..w]);
+}
+
+/// Leaves `lo..hi` (rows of `w` in `v`) combined as `strided_tree` does, into leaf `lo`.
+fn combine_rows<T: Float>(v: &mut [T], w: usize, lo: usize, hi: usize) {
+    if hi - lo == 1 {
+        return;
+    }
+    let mid = lo + (hi - lo) / 2;
+    combine_rows(v, w, lo, mid);
+    combine_rows(v, w, mid, hi);
+    let (left, right) = v.split_at_mut(mid * w);
+    for (a, b) in left[lo * w..(lo + 1) * w].iter_mut().zip(&right[..w]) {
+        *a += *b;
+    }
+}
+
 /// Sum of a contiguous row: pairwise tree over blocks of SUM_BLOCK.
-fn sum_contig<T: Float>(level: Level, x: &[T], par: bool) -> T {
+fn sum_contig<T: Float>(level: Level, x: &[T]) -> T {
     let nb = x.len().div_ceil(SUM_BLOCK);
     if nb <= 1 {
         return dispatch::<T, _>(level, BlockSum { x });
     }
-    sum_tree(level, x, 0, nb, par)
+    sum_tree(level, x, 0, nb)
 }
 
-fn sum_tree<T: Float>(level: Level, x: &[T], lo: usize, hi: usize, par: bool) -> T {
+fn sum_tree<T: Float>(level: Level, x: &[T], lo: usize, hi: usize) -> T {
     if hi - lo == 1 {
         let end = (hi * SUM_BLOCK).min(x.len());
         return dispatch::<T, _>(
@@ -201,15 +277,7 @@ fn sum_tree<T: Float>(level: Level, x: &[T], lo: usize, hi: usize, par: bool) ->
         );
     }
     let mid = lo + (hi - lo) / 2;
-    if par && hi - lo >= PAR_LEAVES {
-        let (a, b) = rayon::join(
-            || sum_tree(level, x, lo, mid, par),
-            || sum_tree(level, x, mid, hi, par),
-        );
-        a + b
-    } else {
-        sum_tree(level, x, lo, mid, par) + sum_tree(level, x, mid, hi, par)
-    }
+    sum_tree(level, x, lo, mid) + sum_tree(level, x, mid, hi)
 }
 
 /// Rows per leaf of a strided sum: SUM_ROWS, more for narrow rows (about SUM_BLOCK
@@ -220,17 +288,9 @@ fn leaf_rows(inner: usize) -> usize {
 
 /// out[c] = sum_j xo[j * inner + c0 + c] for c < out.len(), by a pairwise tree over
 /// leaves of `leaf_rows(inner)` rows.
-fn sum_strided<T: Float>(
-    level: Level,
-    xo: &[T],
-    n: usize,
-    inner: usize,
-    c0: usize,
-    out: &mut [T],
-    par: bool,
-) {
+fn sum_strided<T: Float>(level: Level, xo: &[T], n: usize, inner: usize, c0: usize, out: &mut [T]) {
     let nb = n.div_ceil(leaf_rows(inner));
-    strided_tree(level, xo, n, inner, c0, 0, nb, out, par);
+    strided_tree(level, xo, n, inner, c0, 0, nb, out);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -243,7 +303,6 @@ fn strided_tree<T: Float>(
     lo: usize,
     hi: usize,
     out: &mut [T],
-    par: bool,
 ) {
     let w = out.len();
     if hi - lo == 1 {
@@ -265,15 +324,8 @@ fn strided_tree<T: Float>(
     }
     let mid = lo + (hi - lo) / 2;
     let mut right = vec![T::ZERO; w];
-    if par && hi - lo >= PAR_LEAVES {
-        rayon::join(
-            || strided_tree(level, xo, n, inner, c0, lo, mid, out, par),
-            || strided_tree(level, xo, n, inner, c0, mid, hi, &mut right, par),
-        );
-    } else {
-        strided_tree(level, xo, n, inner, c0, lo, mid, out, par);
-        strided_tree(level, xo, n, inner, c0, mid, hi, &mut right, par);
-    }
+    strided_tree(level, xo, n, inner, c0, lo, mid, out);
+    strided_tree(level, xo, n, inner, c0, mid, hi, &mut right);
     for (a, b) in out.iter_mut().zip(&right) {
         *a += *b;
     }
@@ -458,29 +510,21 @@ pub(crate) fn arg_at<T: Float, const MAX: bool>(
     let (x, out, idx) = (&x[..total], &mut out[..m], &mut idx[..m]);
     let par = total >= PAR_MIN;
     if inner == 1 {
-        let row = |r: &[T], par: bool| arg_contig::<T, MAX>(level, r, par);
         if !par {
             for ((o, k), r) in out.iter_mut().zip(idx.iter_mut()).zip(x.chunks_exact(n)) {
-                (*o, *k) = row(r, false);
+                (*o, *k) = arg_contig::<T, MAX>(level, r);
             }
-        } else if n >= 4 * MAX_BLOCK {
-            crate::threading::install(|| {
-                for ((o, k), r) in out.iter_mut().zip(idx.iter_mut()).zip(x.chunks_exact(n)) {
-                    (*o, *k) = row(r, true);
-                }
-            });
+        } else if n >= 2 * ARG_TASK {
+            arg_rows_blocks::<T, MAX>(level, x, n, out, idx);
         } else {
-            let rpt = (CHUNK / n).max(1);
-            crate::threading::install(|| {
-                out.par_chunks_mut(rpt)
-                    .zip(idx.par_chunks_mut(rpt))
-                    .zip(x.par_chunks(rpt * n))
-                    .for_each(|((oc, kc), xc)| {
-                        for ((o, k), r) in oc.iter_mut().zip(kc.iter_mut()).zip(xc.chunks_exact(n))
-                        {
-                            (*o, *k) = row(r, false);
-                        }
-                    })
+            let rpt = (TASK / n).max(1);
+            let mut parts: Vec<(&mut [T], &mut [i64])> =
+                out.chunks_mut(rpt).zip(idx.chunks_mut(rpt)).collect();
+            threading::for_each_mut(&mut parts, |c, (oc, kc)| {
+                let xc = &x[c * rpt * n..][..oc.len() * n];
+                for ((o, k), r) in oc.iter_mut().zip(kc.iter_mut()).zip(xc.chunks_exact(n)) {
+                    (*o, *k) = arg_contig::<T, MAX>(level, r);
+                }
             });
         }
         return Ok(());
@@ -500,35 +544,19 @@ pub(crate) fn arg_at<T: Float, const MAX: bool>(
             }
         }
     } else {
-        crate::threading::install(|| {
-            out.par_chunks_mut(inner)
-                .zip(idx.par_chunks_mut(inner))
-                .enumerate()
-                .for_each(|(o, (orow, krow))| {
-                    orow.par_chunks_mut(COL_TILE)
-                        .zip(krow.par_chunks_mut(COL_TILE))
-                        .enumerate()
-                        .for_each(|(t, (oc, kc))| task(o, t, oc, kc))
-                })
-        });
+        let tiles = inner.div_ceil(COL_TILE);
+        let mut parts: Vec<(&mut [T], &mut [i64])> = out
+            .chunks_mut(inner)
+            .zip(idx.chunks_mut(inner))
+            .flat_map(|(orow, krow)| orow.chunks_mut(COL_TILE).zip(krow.chunks_mut(COL_TILE)))
+            .collect();
+        threading::for_each_mut(&mut parts, |i, (oc, kc)| task(i / tiles, i % tiles, oc, kc));
     }
     Ok(())
 }
 
-/// (best value, its index) of a non-empty contiguous row.
-fn arg_contig<T: Float, const MAX: bool>(level: Level, x: &[T], par: bool) -> (T, i64) {
-    let block = |b: usize| {
-        let lo = b * MAX_BLOCK;
-        let hi = (lo + MAX_BLOCK).min(x.len());
-        let (v, k) = dispatch::<T, _>(level, ArgBlock::<T, MAX> { x: &x[lo..hi] });
-        (v, lo + k)
-    };
-    let nb = x.len().div_ceil(MAX_BLOCK);
-    let parts: Vec<(T, usize)> = if par && nb >= 2 {
-        (0..nb).into_par_iter().map(block).collect()
-    } else {
-        (0..nb).map(block).collect()
-    };
+/// The best of the blocks' (value, index) pairs, in block order.
+fn arg_combine<T: Float, const MAX: bool>(parts: &[(T, usize)]) -> (T, i64) {
     let mut best = parts[0];
     for &(v, k) in &parts[1..] {
         if better::<T, MAX>(v, k, best.0, best.1) {
@@ -536,6 +564,51 @@ fn arg_contig<T: Float, const MAX: bool>(level: Level, x: &[T], par: bool) -> (T
         }
     }
     (best.0, best.1 as i64)
+}
+
+/// `arg_contig` of every row of length `n`, blocks of ARG_TASK elements of all rows run
+/// in parallel (the combination is exact, so the block size does not change the result).
+fn arg_rows_blocks<T: Float, const MAX: bool>(
+    level: Level,
+    x: &[T],
+    n: usize,
+    out: &mut [T],
+    idx: &mut [i64],
+) {
+    let nb = n.div_ceil(ARG_TASK);
+    let mut parts = vec![(T::ZERO, 0usize); out.len() * nb];
+    threading::for_each_chunk_mut(&mut parts, 1, |i, p| {
+        let (r, b) = (i / nb, i % nb);
+        let lo = b * ARG_TASK;
+        let hi = (lo + ARG_TASK).min(n);
+        let (v, k) = dispatch::<T, _>(
+            level,
+            ArgBlock::<T, MAX> {
+                x: &x[r * n + lo..r * n + hi],
+            },
+        );
+        p[0] = (v, lo + k);
+    });
+    for ((o, k), pr) in out
+        .iter_mut()
+        .zip(idx.iter_mut())
+        .zip(parts.chunks_exact(nb))
+    {
+        (*o, *k) = arg_combine::<T, MAX>(pr);
+    }
+}
+
+/// (best value, its index) of a non-empty contiguous row.
+fn arg_contig<T: Float, const MAX: bool>(level: Level, x: &[T]) -> (T, i64) {
+    let block = |b: usize| {
+        let lo = b * MAX_BLOCK;
+        let hi = (lo + MAX_BLOCK).min(x.len());
+        let (v, k) = dispatch::<T, _>(level, ArgBlock::<T, MAX> { x: &x[lo..hi] });
+        (v, lo + k)
+    };
+    let nb = x.len().div_ceil(MAX_BLOCK);
+    let parts: Vec<(T, usize)> = (0..nb).map(block).collect();
+    arg_combine::<T, MAX>(&parts)
 }
 
 /// Lanes where `v` replaces the running best `b`: strictly better, or the first NaN.
@@ -962,21 +1035,14 @@ mod tests {
 
     #[test]
     fn threads_do_not_change_bits() {
-        let pools: Vec<_> = [1, 2, 3]
-            .iter()
-            .map(|&t| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .unwrap()
-            })
-            .collect();
         let mut r = Rng::new(8);
         let x: Vec<f32> = r
             .vec(600_000, -1.0, 1.0)
             .iter()
             .map(|&v| v as f32)
             .collect();
+        let x64: Vec<f64> = r.vec(600_000, -1.0, 1.0);
+        let p = PAR_MIN;
         for (outer, n, inner) in [
             (1, 600_000, 1),
             (2, 300_000, 1),
@@ -984,29 +1050,34 @@ mod tests {
             (1, 600, 1000),
             (1, 200_000, 3),
             (3, 200, 1000),
+            (1, p - 1, 1),
+            (1, p, 1),
+            (1, 2 * ARG_TASK + 1, 1),
+            (3, SUM_BLOCK + 1, 1),
+            (p / 100 + 1, 100, 1),
+            (1, p / 64 - 1, 64),
+            (1, p / 64 + 1, 64),
+            (2, p / 2000 + 1, 1000),
+            (1, 5, p / 5 + 1),
         ] {
             let mut outs = Vec::new();
-            for p in &pools {
+            for t in [1, 2, 3] {
                 let m = outer * inner;
                 let (mut s, mut mx, mut mi) = (vec![0f32; m], vec![0f32; m], vec![0i64; m]);
-                p.install(|| {
-                    sum(&x, outer, n, inner, &mut s).unwrap();
-                    max(&x, outer, n, inner, &mut mx, &mut mi).unwrap();
+                let (mut s64, mut mn, mut ni) = (vec![0f64; m], vec![0f64; m], vec![0i64; m]);
+                let len = outer * n * inner;
+                crate::threading::with_threads(t, || {
+                    sum(&x[..len], outer, n, inner, &mut s).unwrap();
+                    max(&x[..len], outer, n, inner, &mut mx, &mut mi).unwrap();
+                    mean(&x64[..len], outer, n, inner, &mut s64).unwrap();
+                    min(&x64[..len], outer, n, inner, &mut mn, &mut ni).unwrap();
                 });
-                outs.push((s, mx, mi));
+                let b32 = |v: &[f32]| v.iter().map(|a| a.to_bits() as u64).collect::<Vec<_>>();
+                let b64 = |v: &[f64]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+                outs.push((b32(&s), b32(&mx), mi, b64(&s64), b64(&mn), ni));
             }
             for o in &outs[1..] {
-                assert!(o
-                    .0
-                    .iter()
-                    .zip(&outs[0].0)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
-                assert!(o
-                    .1
-                    .iter()
-                    .zip(&outs[0].1)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
-                assert_eq!(o.2, outs[0].2);
+                assert!(*o == outs[0], "({outer}, {n}, {inner})");
             }
         }
     }

@@ -7,15 +7,15 @@
 //! Implementation: each row is done by one SIMD kernel (lane-wise max, lane-wise sum of
 //! exp(x - max) combined in a fixed pairwise order), so a row's result depends only on the
 //! row and the SIMD level. Rows are shared out in blocks of a fixed size when the array
-//! has at least [`crate::elementwise::PAR_MIN`] elements. Like PyTorch, a row holding
+//! has at least [`PAR_MIN`] elements. Like PyTorch, a row holding
 //! +inf, NaN, or only -inf gives NaN.
 
-use crate::elementwise::{CHUNK, PAR_MIN};
+use crate::elementwise::CHUNK;
 use crate::error::{check_len, checked_product};
 use crate::simd::{self, Level};
+use crate::threading;
 use crate::vmath::{cast, cast_mut, dispatch, Kernel, Simd};
 use crate::{Float, Result};
-use rayon::prelude::*;
 
 /// y = softmax(x) (or log_softmax when `log`) along each row.
 pub fn forward<T: Float>(x: &[T], y: &mut [T], rows: usize, cols: usize, log: bool) -> Result<()> {
@@ -42,6 +42,9 @@ fn op_name(log: bool, back: bool) -> &'static str {
         (true, true) => "log_softmax_backward",
     }
 }
+
+/// Arrays with fewer elements run on the calling thread.
+pub const PAR_MIN: usize = 32 * 1024;
 
 /// Rows per parallel task: about [`CHUNK`] elements, at least one row.
 fn rows_per_task(cols: usize) -> usize {
@@ -79,10 +82,9 @@ pub(crate) fn forward_at<T: Float>(
         run(x, y);
     } else {
         let block = rows_per_task(cols) * cols;
-        crate::threading::install(|| {
-            y.par_chunks_mut(block)
-                .zip(x.par_chunks(block))
-                .for_each(|(yc, xc)| run(xc, yc))
+        threading::for_each_chunk_mut(y, block, |c, yc| {
+            let lo = c * block;
+            run(&x[lo..lo + yc.len()], yc)
         });
     }
     Ok(())
@@ -122,11 +124,9 @@ pub(crate) fn backward_at<T: Float>(
         run(y, gy, gx);
     } else {
         let block = rows_per_task(cols) * cols;
-        crate::threading::install(|| {
-            gx.par_chunks_mut(block)
-                .zip(y.par_chunks(block))
-                .zip(gy.par_chunks(block))
-                .for_each(|((oc, yc), gc)| run(yc, gc, oc))
+        threading::for_each_chunk_mut(gx, block, |c, oc| {
+            let r = c * block..c * block + oc.len();
+            run(&y[r.clone()], &gy[r], oc)
         });
     }
     Ok(())
@@ -529,16 +529,16 @@ mod tests {
 
     #[test]
     fn threads_do_not_change_bits() {
-        let pools: Vec<_> = [1, 2, 3]
-            .iter()
-            .map(|&t| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        for (rows, cols) in [(3000, 33), (64, 1000), (1, 70_000)] {
+        let shapes = [
+            (3000, 33),
+            (64, 1000),
+            (1, 70_000),
+            (PAR_MIN / 64 - 1, 64),
+            (PAR_MIN / 64, 64),
+            (PAR_MIN / 100 + 1, 100),
+            (7, PAR_MIN / 7 + 3),
+        ];
+        for (rows, cols) in shapes {
             let mut r = Rng::new(4);
             let x: Vec<f32> = r
                 .vec(rows * cols, -10.0, 10.0)
@@ -552,26 +552,19 @@ mod tests {
                 .collect();
             for log in [false, true] {
                 let mut outs = Vec::new();
-                for p in &pools {
+                for t in [1, 2, 3] {
                     let mut y = vec![0f32; x.len()];
                     let mut gx = vec![0f32; x.len()];
-                    p.install(|| {
+                    crate::threading::with_threads(t, || {
                         forward(&x, &mut y, rows, cols, log).unwrap();
                         backward(&y, &gy, &mut gx, rows, cols, log).unwrap();
                     });
                     outs.push((y, gx));
                 }
+                let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<u32>>();
                 for o in &outs[1..] {
-                    assert!(o
-                        .0
-                        .iter()
-                        .zip(&outs[0].0)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()));
-                    assert!(o
-                        .1
-                        .iter()
-                        .zip(&outs[0].1)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()));
+                    assert_eq!(bits(&o.0), bits(&outs[0].0), "({rows}, {cols}) {log}");
+                    assert_eq!(bits(&o.1), bits(&outs[0].1), "({rows}, {cols}) {log}");
                 }
             }
         }

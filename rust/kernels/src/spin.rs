@@ -1,11 +1,12 @@
-//! A low-latency fork-join for kernels too small for Rayon.
+//! The crate's thread pool: a low-latency fork-join.
 //!
 //! Waking a sleeping Rayon worker costs about 10 us on the machines this library is
 //! measured on, more than a whole 64 x 64 GEMM takes on one core. This pool keeps its
 //! workers spinning for a short while after each job (as OpenBLAS does), so that a burst
 //! of small kernels hands work over in well under a microsecond. It was written because
-//! measurement showed Rayon's wake-up latency dominating small products; Rayon remains the
-//! pool for everything larger.
+//! measurement showed Rayon's wake-up latency dominating small products, and replaced
+//! Rayon everywhere so that no second set of threads competes for the cores. Kernels
+//! reach it through [`crate::threading`].
 //!
 //! [`run_tasks`] runs `f(0) .. f(n - 1)` on the calling thread and up to
 //! `threading::get_num_threads() - 1` workers. Which thread runs a task never changes what
@@ -173,8 +174,16 @@ pub fn run_tasks<F: Fn(usize) + Sync>(n_tasks: usize, threads: usize, f: F) {
         None
     };
     let Some(_guard) = guard else {
+        // Serially, with the same contract: every task runs, then the first panic is
+        // re-raised.
+        let mut first_panic = None;
         for i in 0..n_tasks {
-            f(i);
+            if let Err(e) = catch_unwind(AssertUnwindSafe(|| f(i))) {
+                first_panic.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_panic {
+            resume_unwind(e);
         }
         return;
     };

@@ -23,11 +23,11 @@
 //!   over k in the same order (k blocks of `KC` in turn, each from p = 0 up) whatever the
 //!   thread count or the grid, so results are bitwise identical for any thread count.
 //! - The tasks of one B block (and the B packing) run on the low-latency pool of
-//!   [`crate::spin`], not Rayon: waking Rayon workers costs about 10 us, more than a
-//!   64 x 64 product, while the spin pool hands work over in well under a microsecond
-//!   (measured: N = 64 from 5.5 us on one thread to 3.9 us on two). Problems below
-//!   `PAR_MIN_MNK` run on the calling thread; small batched problems run one matrix per
-//!   task on Rayon.
+//!   [`crate::spin`] (the crate's only pool): waking Rayon workers cost about 10 us, more
+//!   than a 64 x 64 product, while the spin pool hands work over in well under a
+//!   microsecond (measured: N = 64 from 5.5 us on one thread to 3.9 us on two). Problems
+//!   below `PAR_MIN_MNK` run on the calling thread; small batched problems run a few whole
+//!   matrices per task.
 
 mod kernels;
 mod pack;
@@ -38,7 +38,6 @@ use crate::error::{check_len, checked_product};
 use crate::simd::{self, Level};
 use crate::{spin, threading, Float, KernelError, Result};
 use kernels::{MicroKernel, ScalarKernel};
-use rayon::prelude::*;
 use std::any::TypeId;
 
 const OP: &str = "gemm";
@@ -168,12 +167,13 @@ pub fn gemm_batched<T: Float>(
         && work.saturating_mul(batch) >= PAR_MIN_MNK
     {
         // Small matrices: one matrix per task, each on one thread.
-        let min_len = (PAR_MIN_MNK / work.max(1)).clamp(1, batch);
-        threading::install(|| {
-            (0..batch)
-                .into_par_iter()
-                .with_min_len(min_len.min(batch.div_ceil(threads)))
-                .for_each(|i| one(i, Mode::Inline));
+        // Tasks of `per` consecutive matrices, each about PAR_MIN_MNK multiply-adds (and at
+        // least one task per thread).
+        let per = (PAR_MIN_MNK / work.max(1)).clamp(1, batch.div_ceil(threads));
+        spin::run_tasks(batch.div_ceil(per), threads, |t| {
+            for i in t * per..((t + 1) * per).min(batch) {
+                one(i, Mode::Inline);
+            }
         });
     } else {
         for i in 0..batch {

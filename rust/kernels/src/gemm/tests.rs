@@ -320,11 +320,7 @@ fn gemm_public_entry_large() {
 fn gemm_forced_threads_grids() {
     // Every grid the task splitter can pick, on small problems, against the reference.
     for threads in [2usize, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        crate::threading::with_threads(threads, || {
             for &(m, n, k) in &[
                 (1, 1, 1),
                 (5, 70, 9),
@@ -399,12 +395,8 @@ fn gemm_deterministic_across_thread_counts() {
             let r32 = bits(&run_case(level, Mode::Inline, cs, &d32));
             let r64 = bits(&run_case(level, Mode::Inline, cs, &d64));
             for threads in [1usize, 2, 3, 4] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
                 for mode in [Mode::Auto, Mode::Forced(threads)] {
-                    let (g32, g64) = pool.install(|| {
+                    let (g32, g64) = crate::threading::with_threads(threads, || {
                         (
                             bits(&run_case(level, mode, cs, &d32)),
                             bits(&run_case(level, mode, cs, &d64)),
@@ -831,5 +823,45 @@ fn gemm_grid_balanced_for_two_threads() {
         let g = choose_grid(pm, pn, 14, 32, 12, 2);
         assert_eq!((g.gm * g.gn) % 2, 0, "pm {pm} pn {pn}: {g:?}");
         assert!(pm.div_ceil(g.gm) <= 12, "pm {pm} pn {pn}: {g:?}");
+    }
+}
+
+#[test]
+fn gemm_batched_threads_do_not_change_bits() {
+    let (m, n, k) = (20usize, 24usize, 16usize);
+    let per = PAR_MIN_MNK.div_ceil(m * n * k);
+    for batch in [per - 1, per, 3 * per + 1, 40] {
+        let mut rng = Rng(9);
+        let a: Vec<f32> = rng.vec(batch * m * k);
+        let b: Vec<f32> = rng.vec(k * n);
+        let c0: Vec<f32> = rng.vec(batch * m * n);
+        let mut outs = Vec::new();
+        for threads in [1usize, 2, 3] {
+            let mut c = c0.clone();
+            crate::threading::with_threads(threads, || {
+                gemm_batched(
+                    batch,
+                    false,
+                    false,
+                    m,
+                    n,
+                    k,
+                    1.5,
+                    &a,
+                    k,
+                    m * k,
+                    &b,
+                    n,
+                    0,
+                    0.5,
+                    &mut c,
+                    n,
+                    m * n,
+                )
+                .unwrap()
+            });
+            outs.push(bits(&c));
+        }
+        assert!(outs[1] == outs[0] && outs[2] == outs[0], "batch {batch}");
     }
 }
