@@ -9,6 +9,7 @@ between the two).
 
 from . import functional, init, utils
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Softsign, Tanh
+from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .layers import Dropout, Flatten, Identity, Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, ModuleList, Parameter, Sequential
@@ -43,6 +44,7 @@ __all__ = [
     "CrossEntropyLoss",
     "NLLLoss",
 ]
+__all__ += ["Conv1d", "Conv2d", "ConvTranspose2d"]
 
 from .normalization import BatchNorm1d, BatchNorm2d  # noqa: E402
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d, MinPool1d, MinPool2d  # noqa: E402

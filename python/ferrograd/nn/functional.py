@@ -589,6 +589,10 @@ def nll_loss(
                          reduction, 0.0, False)
 
 
+from .functional_conv import conv1d, conv2d, conv_transpose2d  # noqa: E402
+
+__all__ += ["conv1d", "conv2d", "conv_transpose2d"]
+
 # Pooling, padding and batch norm (functional_pool.py).
 from .functional_pool import (  # noqa: E402
     adaptive_avg_pool2d,

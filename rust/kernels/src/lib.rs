@@ -7,6 +7,7 @@
 //! reduction runs in a fixed order, so results are bitwise identical whatever the number
 //! of threads.
 
+pub mod conv;
 pub mod elementwise;
 pub mod error;
 pub mod gemm;
