@@ -334,34 +334,59 @@ fn ext_plane<T: Float, const MIN: bool>(
                     continue;
                 }
                 let (ys, is) = (&mut yr[lo..hi], &mut ir[lo..hi]);
+                let xs = &xr[i0..i0 + (n - 1) * sw + 1];
+                let b0 = base + i0 as i64;
                 if sw == 1 {
-                    let xs = &xr[i0..i0 + n];
-                    for (j, ((yv, iv), &v)) in ys.iter_mut().zip(is.iter_mut()).zip(xs).enumerate()
-                    {
-                        let better = if MIN { v < *yv } else { v > *yv };
-                        if better || v.is_nan() {
-                            *yv = v;
-                            *iv = base + (i0 + j) as i64;
-                        }
-                    }
+                    tap_row::<T, MIN, 1>(ys, is, xs, b0, 1);
+                } else if sw == 2 {
+                    tap_row::<T, MIN, 2>(ys, is, xs, b0, 2);
                 } else {
-                    let xs = &xr[i0..i0 + (n - 1) * sw + 1];
-                    for (j, ((yv, iv), &v)) in ys
-                        .iter_mut()
-                        .zip(is.iter_mut())
-                        .zip(xs.iter().step_by(sw))
-                        .enumerate()
-                    {
-                        let better = if MIN { v < *yv } else { v > *yv };
-                        if better || v.is_nan() {
-                            *yv = v;
-                            *iv = base + (i0 + j * sw) as i64;
-                        }
-                    }
+                    tap_row::<T, MIN, 0>(ys, is, xs, b0, sw);
                 }
             }
         }
     }
+}
+
+/// One kernel tap over a run of outputs: output j reads `xs[j * stride]` (stride `S`, or
+/// `sw` when `S` is 0) whose flat index is `b0 + j * stride`.
+#[inline(always)]
+fn tap_row<T: Float, const MIN: bool, const S: usize>(
+    ys: &mut [T],
+    is: &mut [i64],
+    xs: &[T],
+    b0: i64,
+    sw: usize,
+) {
+    let st = if S == 0 { sw } else { S };
+    let n = ys.len().min(is.len());
+    if n == 0 || xs.len() <= (n - 1) * st {
+        return;
+    }
+    for j in 0..n {
+        // SAFETY: j < n <= ys.len(), is.len(), and j * st <= (n - 1) * st < xs.len()
+        // (checked above).
+        unsafe {
+            let v = *xs.get_unchecked(j * st);
+            take::<T, MIN>(
+                ys.get_unchecked_mut(j),
+                is.get_unchecked_mut(j),
+                v,
+                b0 + (j * st) as i64,
+            );
+        }
+    }
+}
+
+/// Branch-free update of a running extremum: `v` replaces `y` (and `cand` the index)
+/// when strictly better or NaN (PyTorch's rule).
+#[inline(always)]
+fn take<T: Float, const MIN: bool>(y: &mut T, i: &mut i64, v: T, cand: i64) {
+    let (y0, i0) = (*y, *i);
+    #[allow(clippy::eq_op)]
+    let t = (if MIN { v < y0 } else { v > y0 }) | (v != v);
+    *y = if t { v } else { y0 };
+    *i = if t { cand } else { i0 };
 }
 
 /// Backward of max/min pooling: `gx` (planes, in_plane) = 0, then each output gradient is
