@@ -120,7 +120,7 @@ def save_filters(
     path: PathLike,
     *,
     scale: Optional[int] = None,
-    pad: int = 1,
+    pad: int = 2,
     cmap: str = "gray",
     ncols: Optional[int] = None,
     pad_value: float = 1.0,
