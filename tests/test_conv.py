@@ -209,6 +209,26 @@ def test_conv_transpose2d_forward_and_grads_match_reference(case, data):
     _close(db, rdb if b is not None else None)
 
 
+@pytest.mark.parametrize("pad,groups", [(1, 1), (0, 2), (2, 1), ((0, 1), 1), ("same", 2)])
+def test_winograd_path_matches_reference(pad, groups):
+    """3x3 stride-1 convolutions with >= 16 channels per group run as Winograd F(2x2, 3x3)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 16 * groups, 9, 11))
+    w = rng.standard_normal((18 * groups, 16, 3, 3))
+    b = rng.standard_normal(18 * groups)
+    fn = lambda xt, wt, bt: F.conv2d(xt, wt, bt, 1, pad, 1, groups)
+    y, gy, dx, dw, db = _run(fn, x, w, b, 12)
+    p = (1, 1) if pad == "same" else ((pad, pad) if isinstance(pad, int) else pad)
+    ry, rdx, rdw, rdb = ref_conv2d(x, w, b, (1, 1), (p[0], p[0], p[1], p[1]), (1, 1), groups, gy)
+    _close(y, ry)
+    _close(dx, rdx)
+    _close(dw, rdw)
+    _close(db, rdb)
+    r32 = _run(fn, x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), 12)
+    for a, c in zip(r32, (ry, gy, rdx, rdw, rdb)):
+        np.testing.assert_allclose(a, c, rtol=2e-4, atol=2e-4 * np.abs(c).max())
+
+
 # ----------------------------------------------------------------------------- gradcheck
 
 
@@ -234,12 +254,12 @@ def test_gradcheck_conv1d_and_transpose_float64():
 # ----------------------------------------------------------------------------- determinism and dtypes
 
 
-@pytest.mark.parametrize("kernel,stride,pad", [(3, 1, 1), (3, 2, 0), (1, 1, 0), (5, 1, 2)])
-def test_one_and_two_threads_bitwise_equal(kernel, stride, pad):
+@pytest.mark.parametrize("kernel,stride,pad,chans", [(3, 1, 1, 6), (3, 1, 1, 16), (3, 2, 0, 6), (1, 1, 0, 6), (5, 1, 2, 6)])
+def test_one_and_two_threads_bitwise_equal(kernel, stride, pad, chans):
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((3, 6, 23, 29)).astype(np.float32)
-    w = rng.standard_normal((8, 6, kernel, kernel)).astype(np.float32)
-    b = rng.standard_normal(8).astype(np.float32)
+    x = rng.standard_normal((3, chans, 23, 29)).astype(np.float32)
+    w = rng.standard_normal((16, chans, kernel, kernel)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
     before = _native.get_num_threads()
     outs = []
     try:
@@ -247,7 +267,7 @@ def test_one_and_two_threads_bitwise_equal(kernel, stride, pad):
             _native.set_num_threads(t)
             fn = lambda xt, wt, bt: F.conv2d(xt, wt, bt, stride, pad)
             outs.append(_run(fn, x, w, b, 3))
-            wt_ = rng.standard_normal((6, 4, kernel, kernel)).astype(np.float32) if t == 1 else wt_
+            wt_ = rng.standard_normal((chans, 16, kernel, kernel)).astype(np.float32) if t == 1 else wt_
             fn = lambda xt, wt, bt: F.conv_transpose2d(xt, wt, None, stride, pad)
             outs.append(_run(fn, x, wt_, None, 4))
     finally:

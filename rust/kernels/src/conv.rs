@@ -28,6 +28,16 @@
 //! - Weight gradient: per (group, chunk) task, the sum over the chunk's (image, row block)
 //!   units of dY_block @ col_block^T, accumulated by the GEMM (beta = 1); the chunk
 //!   partials are then added in chunk order.
+//! - 3x3, stride 1, no dilation, >= 16 channels per group (forward, and the input
+//!   gradient as the convolution of dY with the flipped, channel-transposed kernel):
+//!   Winograd F(2x2, 3x3). Per (image, group, block of about `WINO_TILES` tiles) task: the
+//!   input transform B^T d B of each 4x4 tile (vectorised over a row of tiles, even / odd
+//!   columns apart), 16 GEMMs U[xi] (k x c) @ V[xi] (c x tiles) and the output transform
+//!   A^T M A with the bias; weights transformed once per call (G g G^T). 2.25x fewer
+//!   multiplies than direct; measured on one Zen 4 core (N=8, C=K=64, 56x56, f32):
+//!   im2col + GEMM 21.5 ms (86 GFLOPS, the GEMM alone reaches 101 at these shapes),
+//!   Winograd 13.5 ms (137 GFLOPS-equivalent), so Winograd is kept. Errors stay at the
+//!   level of the direct sum (the transforms use only 0.5, 1 and -1).
 //! - Tasks run on [`crate::spin::run_tasks`]; the GEMM inside a task runs on its thread.
 
 use crate::error::checked_product;
@@ -385,6 +395,25 @@ pub fn forward<T: Float>(
     if g.n == 0 {
         return Ok(());
     }
+    if winograd_fits(g) {
+        let wz = Wino {
+            n: g.n,
+            groups: g.groups,
+            cin: g.cg(),
+            cout: g.kg(),
+            h: g.h,
+            w: g.w,
+            oh: g.oh,
+            ow: g.ow,
+            ph: g.ph,
+            pw: g.pw,
+        };
+        let (cg, kk) = (g.cg(), g.kk());
+        let u = wino_weights(&wz, |gi, o, i, r, s| {
+            w[((gi * wz.cout + o) * cg + i) * kk + r * 3 + s]
+        });
+        return wino_run(&wz, x, &u, b, y);
+    }
     let (cg, kg, ckk) = (g.cg(), g.kg(), g.ckk());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     let rb = g.rows_per_block();
@@ -442,19 +471,14 @@ pub fn forward<T: Float>(
                 )
             };
             err.record(r);
-            for (ko, src) in yb.chunks_exact(ncols).enumerate() {
+            for ko in 0..kg {
                 let ch = gi * kg + ko;
                 // SAFETY: (img, ch, rows r0..r1) is inside y (lengths checked above) and
                 // belongs to this task only: tasks differ in image, group or row block.
                 let dst = unsafe { yp.slice((img * g.k + ch) * ohw + r0 * g.ow, ncols) };
-                match b {
-                    Some(b) => {
-                        let bv = b[ch];
-                        for (d, &s) in dst.iter_mut().zip(src) {
-                            *d = s + bv;
-                        }
-                    }
-                    None => dst.copy_from_slice(src),
+                let bv = b.map_or(T::ZERO, |b| b[ch]);
+                for (d, &s) in dst.iter_mut().zip(&yb[ko * ncols..(ko + 1) * ncols]) {
+                    *d = s + bv;
                 }
             }
         });
@@ -484,14 +508,36 @@ pub fn backward_input<T: Float>(
     if g.n == 0 {
         return Ok(());
     }
+    if g.pointwise() {
+        return backward_input_pointwise(g, gy, w, bias, dx);
+    }
+    if winograd_fits(g) && g.ph <= 2 && g.pw <= 2 {
+        // dx = gy convolved with the flipped, channel-transposed kernel, padding 2 - p.
+        let wz = Wino {
+            n: g.n,
+            groups: g.groups,
+            cin: g.kg(),
+            cout: g.cg(),
+            h: g.oh,
+            w: g.ow,
+            oh: g.h,
+            ow: g.w,
+            ph: 2 - g.ph,
+            pw: 2 - g.pw,
+        };
+        let (cg, kg) = (g.cg(), g.kg());
+        let u = wino_weights(&wz, |gi, o, i, r, s| {
+            w[((gi * kg + i) * cg + o) * 9 + (2 - r) * 3 + (2 - s)]
+        });
+        return wino_run(&wz, gy, &u, bias, dx);
+    }
     let (cg, kg, ckk, kk) = (g.cg(), g.kg(), g.ckk(), g.kk());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     let rb = g.rows_per_block();
     let nrb = g.oh.div_ceil(rb);
-    let pointwise = g.pointwise();
     let ncb = cg.div_ceil(DX_CHANNELS);
     let cbs = cg.div_ceil(ncb);
-    let ws_len = if pointwise { 0 } else { cbs * kk * rb * g.ow };
+    let ws_len = cbs * kk * rb * g.ow;
     let dxp = SharedMut(dx.as_mut_ptr());
     let err = FirstErr::new();
     let tasks = g.n * g.groups * ncb;
@@ -506,49 +552,31 @@ pub fn backward_input<T: Float>(
         // SAFETY: channels c0..c1 of group gi of image img lie inside dx (length checked)
         // and belong to this task only.
         let dxr = unsafe { dxp.slice((img * g.c + gi * cg + c0) * hw, nch * hw) };
-        if pointwise {
-            err.record(gemm::gemm(
-                true,
-                false,
-                nch,
-                hw,
-                kg,
-                T::ONE,
-                &wg[c0..],
-                ckk,
-                gyg,
-                ohw,
-                T::ZERO,
-                dxr,
-                hw,
-            ));
-        } else {
-            dxr.fill(T::ZERO);
-            with_ws::<T, _>(ws_len, |dcol| {
-                for bi in 0..nrb {
-                    let r0 = bi * rb;
-                    let r1 = (r0 + rb).min(g.oh);
-                    let ncols = (r1 - r0) * g.ow;
-                    let dcol = &mut dcol[..nch * kk * ncols];
-                    err.record(gemm::gemm(
-                        true,
-                        false,
-                        nch * kk,
-                        ncols,
-                        kg,
-                        T::ONE,
-                        &wg[c0 * kk..],
-                        ckk,
-                        &gyg[r0 * g.ow..],
-                        ohw,
-                        T::ZERO,
-                        dcol,
-                        ncols,
-                    ));
-                    col2im(g, dcol, nch, r0, r1, dxr);
-                }
-            });
-        }
+        dxr.fill(T::ZERO);
+        with_ws::<T, _>(ws_len, |dcol| {
+            for bi in 0..nrb {
+                let r0 = bi * rb;
+                let r1 = (r0 + rb).min(g.oh);
+                let ncols = (r1 - r0) * g.ow;
+                let dcol = &mut dcol[..nch * kk * ncols];
+                err.record(gemm::gemm(
+                    true,
+                    false,
+                    nch * kk,
+                    ncols,
+                    kg,
+                    T::ONE,
+                    &wg[c0 * kk..],
+                    ckk,
+                    &gyg[r0 * g.ow..],
+                    ohw,
+                    T::ZERO,
+                    dcol,
+                    ncols,
+                ));
+                col2im(g, dcol, nch, r0, r1, dxr);
+            }
+        });
         if let Some(b) = bias {
             for (ci, plane) in dxr.chunks_exact_mut(hw).enumerate() {
                 let bv = b[gi * cg + c0 + ci];
@@ -557,6 +585,63 @@ pub fn backward_input<T: Float>(
                 }
             }
         }
+    });
+    err.into_result()
+}
+
+/// [`backward_input`] of a pointwise convolution: per (image, group, block of positions)
+/// task, dx_block = W_g^T (cg x kg) @ gy_block into the workspace, copied out with the
+/// bias (all channels of a task at once keep the GEMM's m = cg).
+fn backward_input_pointwise<T: Float>(
+    g: &Conv2dGeom,
+    gy: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    dx: &mut [T],
+) -> Result<()> {
+    let (cg, kg) = (g.cg(), g.kg());
+    let hw = g.h * g.w;
+    let rb = g.rows_per_block();
+    let nrb = g.oh.div_ceil(rb);
+    let ws_len = cg * rb * g.ow;
+    let dxp = SharedMut(dx.as_mut_ptr());
+    let err = FirstErr::new();
+    spin::run_tasks(g.n * g.groups * nrb, threading::get_num_threads(), |t| {
+        let img = t / (g.groups * nrb);
+        let gi = (t / nrb) % g.groups;
+        let r0 = (t % nrb) * rb;
+        let r1 = (r0 + rb).min(g.oh);
+        let ncols = (r1 - r0) * g.ow;
+        let gyb = &gy[(img * g.k + gi * kg) * hw + r0 * g.ow..];
+        let wg = &w[gi * kg * cg..][..kg * cg];
+        with_ws::<T, _>(ws_len, |buf| {
+            let buf = &mut buf[..cg * ncols];
+            err.record(gemm::gemm(
+                true,
+                false,
+                cg,
+                ncols,
+                kg,
+                T::ONE,
+                wg,
+                cg,
+                gyb,
+                hw,
+                T::ZERO,
+                buf,
+                ncols,
+            ));
+            for (ci, src) in buf.chunks_exact(ncols).enumerate() {
+                let ch = gi * cg + ci;
+                // SAFETY: (img, ch, positions r0 * ow .. r1 * ow) lies inside dx (length
+                // checked) and belongs to this task only.
+                let dst = unsafe { dxp.slice((img * g.c + ch) * hw + r0 * g.ow, ncols) };
+                let bv = bias.map_or(T::ZERO, |b| b[ch]);
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v + bv;
+                }
+            }
+        });
     });
     err.into_result()
 }
@@ -711,6 +796,272 @@ fn sum8<T: Float>(a: &[T]) -> T {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
+// ------------------------------------------------------------------ Winograd F(2x2, 3x3)
+
+/// Tiles (2 x 2 outputs each) per Winograd task, about.
+const WINO_TILES: usize = 128;
+
+/// The layout of one Winograd convolution: x (n, groups * cin, h, w) -> y (n, groups *
+/// cout, oh, ow), y[p][q] = sum over (i, r, s) of u[o, i, r, s] x[i, p - ph + r, q - pw + s]
+/// (3 x 3 kernel, stride 1, no dilation).
+#[derive(Clone, Copy)]
+struct Wino {
+    n: usize,
+    groups: usize,
+    cin: usize,
+    cout: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    ph: usize,
+    pw: usize,
+}
+
+/// Whether a geometry runs as Winograd F(2x2, 3x3): 3x3, stride 1, no dilation, and enough
+/// channels for the transforms to pay off.
+fn winograd_fits(g: &Conv2dGeom) -> bool {
+    g.kh == 3
+        && g.kw == 3
+        && g.sh == 1
+        && g.sw == 1
+        && g.dh == 1
+        && g.dw == 1
+        && g.cg() >= 16
+        && g.kg() >= 16
+        && g.oh >= 4
+        && g.ow >= 4
+}
+
+/// The transformed weights G g G^T: (groups, 16, cout, cin), from `wv(group, o, i, r, s)`.
+fn wino_weights<T: Float>(
+    wz: &Wino,
+    wv: impl Fn(usize, usize, usize, usize, usize) -> T,
+) -> Vec<T> {
+    let half = T::from_f64(0.5);
+    let (co, ci) = (wz.cout, wz.cin);
+    let mut u = vec![T::ZERO; wz.groups * 16 * co * ci];
+    for gi in 0..wz.groups {
+        for o in 0..co {
+            for i in 0..ci {
+                let k = |r: usize, s: usize| wv(gi, o, i, r, s);
+                // G g: 4 x 3.
+                let col = |s: usize| {
+                    let (a, b, c) = (k(0, s), k(1, s), k(2, s));
+                    [a, (a + b + c) * half, (a - b + c) * half, c]
+                };
+                let cols = [col(0), col(1), col(2)];
+                let gg: [[T; 3]; 4] = std::array::from_fn(|a| [cols[0][a], cols[1][a], cols[2][a]]);
+                for (a, row) in gg.iter().enumerate() {
+                    let v = [
+                        row[0],
+                        (row[0] + row[1] + row[2]) * half,
+                        (row[0] - row[1] + row[2]) * half,
+                        row[2],
+                    ];
+                    for (b, &val) in v.iter().enumerate() {
+                        u[((gi * 16 + a * 4 + b) * co + o) * ci + i] = val;
+                    }
+                }
+            }
+        }
+    }
+    u
+}
+
+/// y = Winograd convolution of x with transformed weights u, plus bias per output channel.
+fn wino_run<T: Float>(wz: &Wino, x: &[T], u: &[T], bias: Option<&[T]>, y: &mut [T]) -> Result<()> {
+    let (ci, co) = (wz.cin, wz.cout);
+    let (th, tw) = (wz.oh.div_ceil(2), wz.ow.div_ceil(2));
+    let trb = {
+        let target = (WINO_TILES / tw).clamp(1, th);
+        th.div_ceil(th.div_ceil(target))
+    };
+    let ntr = th.div_ceil(trb);
+    let (hw, ohw) = (wz.h * wz.w, wz.oh * wz.ow);
+    let max_nt = trb * tw;
+    let te = tw + 1;
+    let ws_len = 16 * ci * max_nt + 16 * co * max_nt + 18 * te + 12 * tw;
+    let yp = SharedMut(y.as_mut_ptr());
+    let err = FirstErr::new();
+    spin::run_tasks(wz.n * wz.groups * ntr, threading::get_num_threads(), |t| {
+        let img = t / (wz.groups * ntr);
+        let gi = (t / ntr) % wz.groups;
+        let tr0 = (t % ntr) * trb;
+        let tr1 = (tr0 + trb).min(th);
+        let nt = (tr1 - tr0) * tw;
+        let xg = &x[(img * wz.groups + gi) * ci * hw..][..ci * hw];
+        let ug = &u[gi * 16 * co * ci..][..16 * co * ci];
+        with_ws::<T, _>(ws_len, |ws| {
+            let (v, rest) = ws.split_at_mut(16 * ci * max_nt);
+            let (m, rest) = rest.split_at_mut(16 * co * max_nt);
+            let (eo, yt) = rest.split_at_mut(18 * te);
+            let v = &mut v[..16 * ci * nt];
+            let m = &mut m[..16 * co * nt];
+            // Input transform: V[xi][c][tile] = (B^T d B)[xi], vectorised over the tiles
+            // of a tile row (even / odd input columns in separate arrays).
+            for c in 0..ci {
+                let xc = &xg[c * hw..][..hw];
+                for ti in tr0..tr1 {
+                    let base = (ti - tr0) * tw;
+                    let (rows, rest) = eo.split_at_mut(8 * te);
+                    let (trows, prow) = rest.split_at_mut(8 * te);
+                    wino_input_rows(wz, xc, ti, te, rows, &mut prow[..2 * te]);
+                    for par in 0..2 {
+                        let r = |i: usize| &rows[(i * 2 + par) * te..][..te];
+                        let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+                        let mut t = trows.chunks_exact_mut(te).skip(par).step_by(2);
+                        if let (Some(t0), Some(t1), Some(t2), Some(t3)) =
+                            (t.next(), t.next(), t.next(), t.next())
+                        {
+                            vsub(t0, r0, r2);
+                            vadd(t1, r1, r2);
+                            vsub(t2, r2, r1);
+                            vsub(t3, r1, r3);
+                        }
+                    }
+                    for a in 0..4 {
+                        let e = &trows[(a * 2) * te..][..te];
+                        let o = &trows[(a * 2 + 1) * te..][..te];
+                        let dst = |b: usize| {
+                            let off = ((a * 4 + b) * ci + c) * nt + base;
+                            off..off + tw
+                        };
+                        let r0 = dst(0);
+                        vsub(&mut v[r0], &e[..tw], &e[1..]);
+                        let r1 = dst(1);
+                        vadd(&mut v[r1], &o[..tw], &e[1..]);
+                        let r2 = dst(2);
+                        vsub(&mut v[r2], &e[1..], &o[..tw]);
+                        let r3 = dst(3);
+                        vsub(&mut v[r3], &o[..tw], &o[1..]);
+                    }
+                }
+            }
+            // 16 GEMMs: M[xi] (co x nt) = U[xi] (co x ci) @ V[xi] (ci x nt).
+            for xi in 0..16 {
+                err.record(gemm::gemm(
+                    false,
+                    false,
+                    co,
+                    nt,
+                    ci,
+                    T::ONE,
+                    &ug[xi * co * ci..][..co * ci],
+                    ci,
+                    &v[xi * ci * nt..][..ci * nt],
+                    nt,
+                    T::ZERO,
+                    &mut m[xi * co * nt..][..co * nt],
+                    nt,
+                ));
+            }
+            // Output transform: Y = A^T M A per tile, written with the bias.
+            let mut tmp = yt.chunks_exact_mut(tw);
+            let mut next = || tmp.next().unwrap_or_default();
+            let s0: [&mut [T]; 4] = [next(), next(), next(), next()];
+            let s1: [&mut [T]; 4] = [next(), next(), next(), next()];
+            let (y00, y01, y10, y11) = (next(), next(), next(), next());
+            for o in 0..co {
+                let ch = gi * co + o;
+                let bv = bias.map_or(T::ZERO, |b| b[ch]);
+                for ti in tr0..tr1 {
+                    let base = (ti - tr0) * tw;
+                    let mm = |xi: usize| &m[(xi * co + o) * nt + base..][..tw];
+                    for bb in 0..4 {
+                        vadd3(s0[bb], mm(bb), mm(4 + bb), mm(8 + bb));
+                        vsub3(s1[bb], mm(4 + bb), mm(8 + bb), mm(12 + bb));
+                    }
+                    vadd3(y00, s0[0], s0[1], s0[2]);
+                    vsub3(y01, s0[1], s0[2], s0[3]);
+                    vadd3(y10, s1[0], s1[1], s1[2]);
+                    vsub3(y11, s1[1], s1[2], s1[3]);
+                    for (dr, (ya, yb)) in [(&*y00, &*y01), (&*y10, &*y11)].into_iter().enumerate() {
+                        let p = 2 * ti + dr;
+                        if p >= wz.oh {
+                            break;
+                        }
+                        // SAFETY: output row p of channel ch of image img lies inside y
+                        // (lengths checked by the caller) and belongs to this task only
+                        // (tasks differ in image, group or tile rows).
+                        let row = unsafe {
+                            yp.slice((img * wz.groups * co + ch) * ohw + p * wz.ow, wz.ow)
+                        };
+                        let mut pairs = row.chunks_exact_mut(2);
+                        for ((d, &a), &b) in (&mut pairs).zip(ya.iter()).zip(yb.iter()) {
+                            d[0] = a + bv;
+                            d[1] = b + bv;
+                        }
+                        if let [last] = pairs.into_remainder() {
+                            *last = ya[tw - 1] + bv;
+                        }
+                    }
+                }
+            }
+        });
+    });
+    err.into_result()
+}
+
+/// The 4 input rows of tile row `ti`, split into even and odd columns:
+/// `rows[(i * 2 + par) * te + j] = x[2 ti - ph + i][2 j + par - pw]` (zero outside the
+/// image). `prow` (2 te elements) is scratch for one zero-padded row.
+fn wino_input_rows<T: Float>(
+    wz: &Wino,
+    xc: &[T],
+    ti: usize,
+    te: usize,
+    rows: &mut [T],
+    prow: &mut [T],
+) {
+    for (i, eo) in rows.chunks_exact_mut(2 * te).take(4).enumerate() {
+        let (e, o) = eo.split_at_mut(te);
+        let ih = (2 * ti + i) as isize - wz.ph as isize;
+        if ih < 0 || ih >= wz.h as isize {
+            e.fill(T::ZERO);
+            o.fill(T::ZERO);
+            continue;
+        }
+        let src = &xc[ih as usize * wz.w..][..wz.w];
+        // prow[t] = src[t - pw] inside the image, else 0.
+        let lead = wz.pw.min(prow.len());
+        prow[..lead].fill(T::ZERO);
+        let n = src.len().min(prow.len() - lead);
+        prow[lead..lead + n].copy_from_slice(&src[..n]);
+        prow[lead + n..].fill(T::ZERO);
+        for ((pair, ev), ov) in prow.chunks_exact(2).zip(e.iter_mut()).zip(o.iter_mut()) {
+            *ev = pair[0];
+            *ov = pair[1];
+        }
+    }
+}
+
+fn vadd<T: Float>(out: &mut [T], a: &[T], b: &[T]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = x + y;
+    }
+}
+
+fn vsub<T: Float>(out: &mut [T], a: &[T], b: &[T]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = x - y;
+    }
+}
+
+/// out = a + b + c (left to right).
+fn vadd3<T: Float>(out: &mut [T], a: &[T], b: &[T], c: &[T]) {
+    for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
+        *o = x + y + z;
+    }
+}
+
+/// out = a - b - c (left to right).
+fn vsub3<T: Float>(out: &mut [T], a: &[T], b: &[T], c: &[T]) {
+    for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
+        *o = x - y - z;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -803,6 +1154,48 @@ mod tests {
         let r1: f64 = dx.iter().zip(&x).map(|(a, b)| a * b).sum();
         let r2: f64 = dwv.iter().zip(&w).map(|(a, b)| a * b).sum();
         assert!((lhs - r1).abs() < 1e-10 && (lhs - r2).abs() < 1e-10);
+    }
+
+    #[test]
+    fn winograd_matches_naive_and_adjoint() {
+        for (h, w, ph, pw, groups) in [(7, 9, 1, 1, 1), (6, 5, 0, 2, 2), (9, 6, 2, 0, 1)] {
+            let g = Conv2dGeom {
+                n: 2,
+                c: 16 * groups,
+                h,
+                w,
+                k: 18 * groups,
+                kh: 3,
+                kw: 3,
+                sh: 1,
+                sw: 1,
+                ph,
+                pw,
+                dh: 1,
+                dw: 1,
+                groups,
+                oh: out_size(h, ph, ph, 3, 1, 1).unwrap(),
+                ow: out_size(w, pw, pw, 3, 1, 1).unwrap(),
+            };
+            assert!(winograd_fits(&g));
+            let x = data(g.x_len(), 4);
+            let wt = data(g.w_len(), 5);
+            let mut y = vec![0.0; g.y_len()];
+            forward(&g, &x, &wt, None, &mut y).unwrap();
+            let r = naive(&g, &x, &wt);
+            for (a, b) in y.iter().zip(&r) {
+                assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+            }
+            let gy = data(g.y_len(), 6);
+            let mut dx = vec![0.0; g.x_len()];
+            backward_input(&g, &gy, &wt, None, &mut dx).unwrap();
+            let lhs: f64 = gy.iter().zip(&y).map(|(a, b)| a * b).sum();
+            let rhs: f64 = dx.iter().zip(&x).map(|(a, b)| a * b).sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-9 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
+        }
     }
 
     #[test]
