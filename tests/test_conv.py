@@ -254,10 +254,13 @@ def test_gradcheck_conv1d_and_transpose_float64():
 # ----------------------------------------------------------------------------- determinism and dtypes
 
 
-@pytest.mark.parametrize("kernel,stride,pad,chans", [(3, 1, 1, 6), (3, 1, 1, 16), (3, 2, 0, 6), (1, 1, 0, 6), (5, 1, 2, 6)])
-def test_one_and_two_threads_bitwise_equal(kernel, stride, pad, chans):
+@pytest.mark.parametrize(
+    "kernel,stride,pad,chans,batch",
+    [(3, 1, 1, 6, 3), (3, 1, 1, 16, 3), (3, 2, 0, 6, 3), (1, 1, 0, 6, 3), (1, 1, 0, 6, 8), (5, 1, 2, 6, 3)],
+)
+def test_one_and_two_threads_bitwise_equal(kernel, stride, pad, chans, batch):
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((3, chans, 23, 29)).astype(np.float32)
+    x = rng.standard_normal((batch, chans, 23, 29)).astype(np.float32)
     w = rng.standard_normal((16, chans, kernel, kernel)).astype(np.float32)
     b = rng.standard_normal(16).astype(np.float32)
     before = _native.get_num_threads()

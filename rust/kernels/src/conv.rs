@@ -61,6 +61,9 @@ const COLS: usize = 512;
 const COL_MAX_ELEMS: usize = 1 << 20;
 /// Input channels per input-gradient task.
 const DX_CHANNELS: usize = 16;
+/// A pointwise forward with at least this many (image, group) pairs runs one GEMM per
+/// pair, straight into the output (fewer, larger tasks; no copy-out).
+const WHOLE_IMAGE_TASKS: usize = 8;
 /// Maximum number of weight-gradient partial sums per group.
 const DW_CHUNKS: usize = 16;
 
@@ -419,9 +422,45 @@ pub fn forward<T: Float>(
     }
     let (cg, kg, ckk) = (g.cg(), g.kg(), g.ckk());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    let pointwise = g.pointwise();
+    if pointwise && g.n * g.groups >= WHOLE_IMAGE_TASKS {
+        // One GEMM per (image, group), straight into y (a contiguous region).
+        let yp = SharedMut(y.as_mut_ptr());
+        let err = FirstErr::new();
+        spin::run_tasks(g.n * g.groups, threading::get_num_threads(), |t| {
+            let (img, gi) = (t / g.groups, t % g.groups);
+            let xg = &x[(img * g.c + gi * cg) * hw..][..cg * hw];
+            let wg = &w[gi * kg * cg..][..kg * cg];
+            // SAFETY: channels gi * kg .. (gi + 1) * kg of image img lie inside y (length
+            // checked) and belong to this task only.
+            let yr = unsafe { yp.slice((img * g.k + gi * kg) * ohw, kg * ohw) };
+            err.record(gemm::gemm(
+                false,
+                false,
+                kg,
+                hw,
+                cg,
+                T::ONE,
+                wg,
+                cg,
+                xg,
+                hw,
+                T::ZERO,
+                yr,
+                hw,
+            ));
+            if let Some(b) = b {
+                for (plane, &bv) in yr.chunks_exact_mut(hw).zip(&b[gi * kg..]) {
+                    for v in plane {
+                        *v += bv;
+                    }
+                }
+            }
+        });
+        return err.into_result();
+    }
     let rb = g.rows_per_block();
     let nrb = g.oh.div_ceil(rb);
-    let pointwise = g.pointwise();
     let col_len = if pointwise { 0 } else { ckk * rb * g.ow };
     let ws_len = col_len + kg * rb * g.ow;
     let yp = SharedMut(y.as_mut_ptr());
