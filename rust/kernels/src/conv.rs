@@ -61,6 +61,26 @@ const COLS: usize = 512;
 const COL_MAX_ELEMS: usize = 1 << 20;
 /// Input channels per input-gradient task.
 const DX_CHANNELS: usize = 16;
+/// Elements of weight-gradient partial sums a call may hold (chunks are fewer for big
+/// weights; with one chunk the GEMMs run on all threads).
+const DW_BUDGET: usize = 1 << 22;
+/// Elements of the Winograd transformed blocks (V and M) a task may hold.
+const WINO_WS_BUDGET: usize = 1 << 21;
+
+/// Number of weight-gradient chunks: at most `DW_CHUNKS` and the number of units, and
+/// within `DW_BUDGET` for partials of `per_chunk` elements (depends on shapes only).
+fn dw_chunks(units: usize, per_chunk: usize) -> usize {
+    units
+        .min(DW_CHUNKS)
+        .min(DW_BUDGET / per_chunk.max(1))
+        .max(1)
+}
+
+/// Tiles per Winograd task: about `WINO_TILES`, fewer for very wide layers.
+fn wino_tiles(ci: usize, co: usize) -> usize {
+    WINO_TILES.min(WINO_WS_BUDGET / (16 * (ci + co))).max(1)
+}
+
 /// A pointwise forward with at least this many (image, group) pairs runs one GEMM per
 /// pair, straight into the output (fewer, larger tasks; no copy-out).
 const WHOLE_IMAGE_TASKS: usize = 8;
@@ -722,7 +742,7 @@ pub fn backward_weight<T: Float>(g: &Conv2dGeom, x: &[T], gy: &[T], dw: &mut [T]
     let nrb = g.oh.div_ceil(rb);
     let pointwise = g.pointwise();
     let units = g.n * nrb;
-    let chunks = units.min(DW_CHUNKS);
+    let chunks = dw_chunks(units, g.w_len());
     let wg_len = kg * ckk;
     let ws_len = if pointwise { 0 } else { ckk * rb * g.ow };
     // Partial sums: chunk 0 of every group goes straight into dw.
@@ -931,7 +951,7 @@ fn wino_run<T: Float>(wz: &Wino, x: &[T], u: &[T], bias: Option<&[T]>, y: &mut [
     let (ci, co) = (wz.cin, wz.cout);
     let (th, tw) = (wz.oh.div_ceil(2), wz.ow.div_ceil(2));
     let trb = {
-        let target = (WINO_TILES / tw).clamp(1, th);
+        let target = (wino_tiles(ci, co) / tw).clamp(1, th);
         th.div_ceil(th.div_ceil(target))
     };
     let ntr = th.div_ceil(trb);
@@ -1085,7 +1105,7 @@ fn wino_weight_grad<T: Float>(wz: &Wino, x: &[T], gy: &[T], dw: &mut [T]) -> Res
     let (ci, co) = (wz.cin, wz.cout);
     let (th, tw) = (wz.oh.div_ceil(2), wz.ow.div_ceil(2));
     let trb = {
-        let target = (WINO_TILES / tw).clamp(1, th);
+        let target = (wino_tiles(ci, co) / tw).clamp(1, th);
         th.div_ceil(th.div_ceil(target))
     };
     let ntr = th.div_ceil(trb);
@@ -1093,7 +1113,7 @@ fn wino_weight_grad<T: Float>(wz: &Wino, x: &[T], gy: &[T], dw: &mut [T]) -> Res
     let max_nt = trb * tw;
     let te = tw + 1;
     let units = wz.n * ntr;
-    let chunks = units.min(DW_CHUNKS);
+    let chunks = dw_chunks(units, wz.groups * 16 * co * ci);
     let du_len = 16 * co * ci;
     let ws_len = 16 * ci * max_nt + 16 * co * max_nt + 18 * te + 12 * tw;
     let mut partials = vec![T::ZERO; chunks * wz.groups * du_len];
