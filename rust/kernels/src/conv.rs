@@ -21,7 +21,10 @@
 //!   (columns (ci, r, s) x (rows * ow), about `COLS` columns: bounded, reused across calls,
 //!   never a full-batch copy), then the single-threaded GEMM W_g (kg x cg*kh*kw) @ col, and
 //!   the block copied out with the bias. A 1x1 convolution with stride 1 and no padding
-//!   skips im2col: the GEMM reads the image in place (W (k, c) @ X (c, h*w)).
+//!   skips im2col: the GEMM reads the image in place (W (k, c) @ X (c, h*w)); with at
+//!   least `WHOLE_IMAGE_TASKS` (image, group) pairs each pair is one task writing its own
+//!   contiguous part of y directly (no copy-out), in column blocks so that the bias is
+//!   added while the block is in cache (1.25 -> 1.05 ms for the benchmark's 1x1 layer).
 //! - Input gradient: per (image, group, block of input channels) task, GEMM W^T @ dY of a
 //!   row block into the workspace, then col2im accumulates it into that task's own
 //!   channels of dx (disjoint regions, fixed order). 1x1 stride 1: one GEMM into dx.
@@ -84,6 +87,8 @@ fn wino_tiles(ci: usize, co: usize) -> usize {
 /// A pointwise forward with at least this many (image, group) pairs runs one GEMM per
 /// pair, straight into the output (fewer, larger tasks; no copy-out).
 const WHOLE_IMAGE_TASKS: usize = 8;
+/// Output columns per GEMM of that path.
+const PW_COLS: usize = 1024;
 /// Maximum number of weight-gradient partial sums per group.
 const DW_CHUNKS: usize = 16;
 
@@ -454,25 +459,29 @@ pub fn forward<T: Float>(
             // SAFETY: channels gi * kg .. (gi + 1) * kg of image img lie inside y (length
             // checked) and belong to this task only.
             let yr = unsafe { yp.slice((img * g.k + gi * kg) * ohw, kg * ohw) };
-            err.record(gemm::gemm(
-                false,
-                false,
-                kg,
-                hw,
-                cg,
-                T::ONE,
-                wg,
-                cg,
-                xg,
-                hw,
-                T::ZERO,
-                yr,
-                hw,
-            ));
-            if let Some(b) = b {
-                for (plane, &bv) in yr.chunks_exact_mut(hw).zip(&b[gi * kg..]) {
-                    for v in plane {
-                        *v += bv;
+            // Column blocks, so the bias is added while the block is still in cache.
+            for c0 in (0..hw).step_by(PW_COLS) {
+                let nc = PW_COLS.min(hw - c0);
+                err.record(gemm::gemm(
+                    false,
+                    false,
+                    kg,
+                    nc,
+                    cg,
+                    T::ONE,
+                    wg,
+                    cg,
+                    &xg[c0..],
+                    hw,
+                    T::ZERO,
+                    &mut yr[c0..],
+                    hw,
+                ));
+                if let Some(b) = b {
+                    for (row, &bv) in yr[c0..].chunks_mut(hw).zip(&b[gi * kg..]) {
+                        for v in &mut row[..nc] {
+                            *v += bv;
+                        }
                     }
                 }
             }
