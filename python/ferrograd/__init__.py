@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os as _os
 
-from . import _native, data, datasets, nn, optim, train
+from . import _native, data, datasets, nn, optim, train, viz
 from ._random import generator, initial_seed, manual_seed
 from .serialization import load, save
 from .autograd import enable_grad, gradcheck, is_grad_enabled, no_grad, set_grad_enabled
