@@ -5,7 +5,7 @@
 //! the buffer lengths again. Errors are ValueError / TypeError naming the op and the
 //! shapes, never a panic.
 
-use crate::common::{arr, check_shape, new_array, not_contiguous, run, same, Arr};
+use crate::common::{arr, check_shape, not_contiguous, run, same, Arr};
 use ferrograd_kernels::conv::{self as kconv, Conv2dGeom};
 use ferrograd_kernels::Float;
 use numpy::{Element, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
@@ -14,6 +14,20 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 type Pair = (i64, i64);
+
+/// A new C-contiguous array of `dims` from `numpy.empty`, so that an allocation failure
+/// (an absurd but valid output size) is a MemoryError, not a panic. Every element is
+/// written by a kernel before the array is returned.
+fn alloc<'py, T: Float + Element>(
+    py: Python<'py>,
+    dims: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let np = py.import("numpy")?;
+    let dtype = if T::IS_F64 { "float64" } else { "float32" };
+    let shape = PyTuple::new(py, dims)?;
+    let a = np.getattr("empty")?.call1((shape, dtype))?;
+    Ok(a.cast_into::<PyArrayDyn<T>>()?)
+}
 type Quad = (i64, i64, i64, i64);
 
 fn err(op: &str, msg: String) -> PyErr {
@@ -252,7 +266,7 @@ fn forward_t<'py, T: Float + Element>(
     } else {
         [g.n, g.k, g.oh, g.ow]
     };
-    let y = new_array::<T>(py, &dims);
+    let y = alloc::<T>(py, &dims)?;
     {
         let mut yw = y.try_readwrite()?;
         let ys = yw
@@ -378,7 +392,7 @@ fn backward_t<'py, T: Float + Element>(
         .map_err(|_| not_contiguous(op, "grad_output"))?;
     let (cx, cgy) = if transpose { (gys, xs) } else { (xs, gys) };
     let dx = if need.0 {
-        let dx = new_array::<T>(py, &in_dims);
+        let dx = alloc::<T>(py, &in_dims)?;
         {
             let mut dw = dx.try_readwrite()?;
             let d = dw.as_slice_mut().map_err(|_| not_contiguous(op, "dx"))?;
@@ -393,7 +407,7 @@ fn backward_t<'py, T: Float + Element>(
         None
     };
     let dw = if need.1 {
-        let dwa = new_array::<T>(py, w.shape());
+        let dwa = alloc::<T>(py, w.shape())?;
         {
             let mut ww = dwa.try_readwrite()?;
             let d = ww.as_slice_mut().map_err(|_| not_contiguous(op, "dw"))?;
@@ -409,7 +423,7 @@ fn backward_t<'py, T: Float + Element>(
         } else {
             (g.k, g.oh * g.ow)
         };
-        let dba = new_array::<T>(py, &[nb]);
+        let dba = alloc::<T>(py, &[nb])?;
         {
             let mut bw = dba.try_readwrite()?;
             let d = bw.as_slice_mut().map_err(|_| not_contiguous(op, "db"))?;
