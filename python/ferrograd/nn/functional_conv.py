@@ -186,10 +186,14 @@ def _conv_nd(
     xshape, wshape, y4shape = xd.shape, wd.shape, y4.shape
 
     def backward(g):
-        g4 = np.ascontiguousarray(g.reshape(y4shape), dtype=wd.dtype)
+        g4 = g if g.shape == y4shape else g.reshape(y4shape)
+        g4 = np.ascontiguousarray(g4, dtype=wd.dtype)
         dx, dw, db = _native.conv2d_backward(x4, w4, g4, st, pad4, dil, groups, *need)
-        dx = None if dx is None else dx.reshape(xshape)
-        dw = None if dw is None else dw.reshape(wshape)
+        # Reshape only when needed: a fresh array (not a view) is kept as .grad uncopied.
+        if dx is not None and dx.shape != xshape:
+            dx = dx.reshape(xshape)
+        if dw is not None and dw.shape != wshape:
+            dw = dw.reshape(wshape)
         return (dx, dw) if bias is None else (dx, dw, db)
 
     return _make(y, inputs, backward, "ConvolutionBackward")
@@ -309,9 +313,11 @@ def _conv_transpose(
     xshape, y4shape = xd.shape, y4.shape
 
     def backward(g):
-        g4 = np.ascontiguousarray(g.reshape(y4shape), dtype=wd.dtype)
+        g4 = g if g.shape == y4shape else g.reshape(y4shape)
+        g4 = np.ascontiguousarray(g4, dtype=wd.dtype)
         dx, dw, db = _native.conv_transpose2d_backward(x4, w4, g4, st, pad, opad, dil, groups, *need)
-        dx = None if dx is None else dx.reshape(xshape)
+        if dx is not None and dx.shape != xshape:
+            dx = dx.reshape(xshape)
         return (dx, dw) if bias is None else (dx, dw, db)
 
     return _make(y, inputs, backward, "ConvolutionBackward")
