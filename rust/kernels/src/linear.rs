@@ -158,7 +158,8 @@ pub fn column_sums<T: Float>(a: &[T], m: usize, n: usize, out: &mut [T]) -> Resu
     if m * n < DB_PAR_MIN || n <= DB_COLS {
         sum_cols(0, out);
     } else {
-        threading::for_each_chunk_mut(out, DB_COLS, |c, oc| sum_cols(c * DB_COLS, oc));
+        let cols = threading::task_len(n, DB_COLS);
+        threading::for_each_chunk_mut(out, cols, |c, oc| sum_cols(c * cols, oc));
     }
     Ok(())
 }

@@ -28,10 +28,13 @@ use crate::error::KernelError;
 use crate::simd::{self, Level};
 use crate::{threading, Float, Result};
 
-/// Elements per parallel work item (results do not depend on it).
+/// Elements per parallel work item (a quarter of it in groups of fewer than 4 * CHUNK
+/// elements, so that they split among threads too, and more in groups large enough for
+/// more than `threading::MAX_TASKS` items; results do not depend on it).
 pub const CHUNK: usize = 16 * 1024;
-/// Groups with fewer elements in total run on the calling thread.
-pub const PAR_MIN: usize = 64 * 1024;
+/// Groups with fewer elements in total run on the calling thread (measured on Zen 4: two
+/// threads gain 1.5x for Adam and 1.1-1.25x for SGD with momentum at 16K elements).
+pub const PAR_MIN: usize = 16 * 1024;
 /// The most state buffers an optimizer keeps per parameter.
 const MAX_STATES: usize = 3;
 
@@ -174,7 +177,9 @@ fn items<'a, T: Float>(
         }
         total = total.checked_add(len).ok_or(KernelError::Overflow { op })?;
     }
-    let mut out = Vec::with_capacity(n + total / CHUNK);
+    let base = if total < 4 * CHUNK { CHUNK / 4 } else { CHUNK };
+    let chunk = threading::task_len(total, base).next_multiple_of(64);
+    let mut out = Vec::with_capacity(n + total / chunk);
     let mut its = states.map(|(_, s)| s.into_iter());
     for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
         let mut p: &mut [T] = p;
@@ -186,7 +191,7 @@ fn items<'a, T: Float>(
             }
         }
         while !p.is_empty() {
-            let c = CHUNK.min(p.len());
+            let c = chunk.min(p.len());
             let (ph, pt) = std::mem::take(&mut p).split_at_mut(c);
             p = pt;
             let (gh, gt) = g.split_at(c);

@@ -6,11 +6,10 @@
 //!
 //! Implementation: each row is done by one SIMD kernel (lane-wise max, lane-wise sum of
 //! exp(x - max) combined in a fixed pairwise order), so a row's result depends only on the
-//! row and the SIMD level. Rows are shared out in blocks of a fixed size when the array
-//! has at least [`PAR_MIN`] elements. Like PyTorch, a row holding
-//! +inf, NaN, or only -inf gives NaN.
+//! row and the SIMD level. Rows are shared out in blocks of whole rows when the array has
+//! at least [`PAR_MIN`] elements (twice that for the backward) and more than one row. Like
+//! PyTorch, a row holding +inf, NaN, or only -inf gives NaN.
 
-use crate::elementwise::CHUNK;
 use crate::error::{check_len, checked_product};
 use crate::simd::{self, Level};
 use crate::threading;
@@ -43,12 +42,16 @@ fn op_name(log: bool, back: bool) -> &'static str {
     }
 }
 
-/// Arrays with fewer elements run on the calling thread.
-pub const PAR_MIN: usize = 32 * 1024;
+/// Forward arrays with fewer elements run on the calling thread (measured on Zen 4: two
+/// threads gain 1.5x at 8K elements; the backward, about half the work per element, goes
+/// parallel from twice as many).
+pub const PAR_MIN: usize = 8 * 1024;
+/// Elements per parallel task of the forward (whole rows; results do not depend on it).
+const TASK: usize = 4 * 1024;
 
-/// Rows per parallel task: about [`CHUNK`] elements, at least one row.
-fn rows_per_task(cols: usize) -> usize {
-    (CHUNK / cols.max(1)).max(1)
+/// Elements per task: whole rows, about `task` elements, at least one row.
+fn block(cols: usize, task: usize) -> usize {
+    (task / cols.max(1)).max(1) * cols
 }
 
 pub(crate) fn forward_at<T: Float>(
@@ -81,7 +84,7 @@ pub(crate) fn forward_at<T: Float>(
     if total < PAR_MIN || rows == 1 {
         run(x, y);
     } else {
-        let block = rows_per_task(cols) * cols;
+        let block = block(cols, threading::task_len(total, TASK));
         threading::for_each_chunk_mut(y, block, |c, yc| {
             let lo = c * block;
             run(&x[lo..lo + yc.len()], yc)
@@ -120,10 +123,10 @@ pub(crate) fn backward_at<T: Float>(
             },
         )
     };
-    if total < PAR_MIN || rows == 1 {
+    if total < 2 * PAR_MIN || rows == 1 {
         run(y, gy, gx);
     } else {
-        let block = rows_per_task(cols) * cols;
+        let block = block(cols, threading::task_len(total, 2 * TASK));
         threading::for_each_chunk_mut(gx, block, |c, oc| {
             let r = c * block..c * block + oc.len();
             run(&y[r.clone()], &gy[r], oc)
@@ -535,7 +538,9 @@ mod tests {
             (1, 70_000),
             (PAR_MIN / 64 - 1, 64),
             (PAR_MIN / 64, 64),
+            (PAR_MIN / 32, 64),
             (PAR_MIN / 100 + 1, 100),
+            (PAR_MIN / 50 + 1, 100),
             (7, PAR_MIN / 7 + 3),
         ];
         for (rows, cols) in shapes {

@@ -77,6 +77,18 @@ pub(crate) fn run_tasks<F: Fn(usize) + Sync>(n_tasks: usize, f: F) {
     spin::run_tasks(n_tasks, get_num_threads(), f);
 }
 
+/// Most tasks a job is cut into; larger jobs get larger tasks. Claiming a task costs
+/// about 0.2 us (the pool's counters bounce between cores): measured on Zen 4, exp over
+/// 4M floats in 1024 tasks ran 1.5x slower than in 64.
+pub(crate) const MAX_TASKS: usize = 64;
+
+/// Units of work per task for a job of `len` units: at least `min`, and large enough that
+/// the job has at most about [`MAX_TASKS`] tasks. Depends on the sizes only, never on the
+/// thread count.
+pub(crate) fn task_len(len: usize, min: usize) -> usize {
+    len.div_ceil(MAX_TASKS).max(min).max(1)
+}
+
 /// A pointer that tasks share to write disjoint parts of one exclusively borrowed slice.
 pub(crate) struct SendPtr<T>(*mut T);
 impl<T> Clone for SendPtr<T> {

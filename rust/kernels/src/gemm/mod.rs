@@ -166,10 +166,11 @@ pub fn gemm_batched<T: Float>(
         && work < 4 * PAR_MIN_MNK
         && work.saturating_mul(batch) >= PAR_MIN_MNK
     {
-        // Small matrices: one matrix per task, each on one thread.
+        // Small matrices: whole matrices per task, each on one thread.
         // Tasks of `per` consecutive matrices, each about PAR_MIN_MNK multiply-adds (and at
-        // least one task per thread).
-        let per = (PAR_MIN_MNK / work.max(1)).clamp(1, batch.div_ceil(threads));
+        // least one task per thread), at most about threading::MAX_TASKS tasks.
+        let per =
+            threading::task_len(batch, PAR_MIN_MNK / work.max(1)).clamp(1, batch.div_ceil(threads));
         spin::run_tasks(batch.div_ceil(per), threads, |t| {
             for i in t * per..((t + 1) * per).min(batch) {
                 one(i, Mode::Inline);
