@@ -229,6 +229,23 @@ def test_winograd_path_matches_reference(pad, groups):
         np.testing.assert_allclose(a, c, rtol=2e-4, atol=2e-4 * np.abs(c).max())
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_pointwise_whole_image_paths_match_reference(groups):
+    """1x1 convolutions over >= 8 (image, group) pairs run one GEMM per pair."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 4 * groups, 5, 7))
+    w = rng.standard_normal((6 * groups, 4, 1, 1))
+    b = rng.standard_normal(6 * groups)
+    y, gy, dx, dw, db = _run(lambda xt, wt, bt: F.conv2d(xt, wt, bt, 1, 0, 1, groups), x, w, b, 1)
+    for a, r in zip((y, dx, dw, db), ref_conv2d(x, w, b, (1, 1), (0, 0, 0, 0), (1, 1), groups, gy)):
+        _close(a, r)
+    wt = rng.standard_normal((4 * groups, 3, 1, 1))
+    bt = rng.standard_normal(3 * groups)
+    y, gy, dx, dw, db = _run(lambda xt, w_, b_: F.conv_transpose2d(xt, w_, b_, 1, 0, 0, groups), x, wt, bt, 2)
+    for a, r in zip((y, dx, dw, db), ref_conv_transpose2d(x, wt, bt, (1, 1), (0, 0), (0, 0), (1, 1), groups, gy)):
+        _close(a, r)
+
+
 # ----------------------------------------------------------------------------- gradcheck
 
 
@@ -271,8 +288,8 @@ def test_one_and_two_threads_bitwise_equal(kernel, stride, pad, chans, batch):
             _native.set_num_threads(t)
             fn = lambda xt, wt, bt: F.conv2d(xt, wt, bt, stride, pad)
             outs.append(_run(fn, x, w, b, 3))
-            fn = lambda xt, wt, bt: F.conv_transpose2d(xt, wt, None, stride, pad)
-            outs.append(_run(fn, x, wt_, None, 4))
+            fn = lambda xt, wt, bt: F.conv_transpose2d(xt, wt, bt, stride, pad)
+            outs.append(_run(fn, x, wt_, b, 4))
     finally:
         _native.set_num_threads(before)
     for a, b2 in zip(outs[0:2], outs[2:4]):

@@ -672,6 +672,45 @@ fn backward_input_pointwise<T: Float>(
 ) -> Result<()> {
     let (cg, kg) = (g.cg(), g.kg());
     let hw = g.h * g.w;
+    if g.n * g.groups >= WHOLE_IMAGE_TASKS {
+        // One task per (image, group), writing its contiguous part of dx directly.
+        let dxp = SharedMut(dx.as_mut_ptr());
+        let err = FirstErr::new();
+        spin::run_tasks(g.n * g.groups, threading::get_num_threads(), |t| {
+            let (img, gi) = (t / g.groups, t % g.groups);
+            let gyg = &gy[(img * g.k + gi * kg) * hw..][..kg * hw];
+            let wg = &w[gi * kg * cg..][..kg * cg];
+            // SAFETY: channels gi * cg .. (gi + 1) * cg of image img lie inside dx (length
+            // checked) and belong to this task only.
+            let dxr = unsafe { dxp.slice((img * g.c + gi * cg) * hw, cg * hw) };
+            for c0 in (0..hw).step_by(PW_COLS) {
+                let nc = PW_COLS.min(hw - c0);
+                err.record(gemm::gemm(
+                    true,
+                    false,
+                    cg,
+                    nc,
+                    kg,
+                    T::ONE,
+                    wg,
+                    cg,
+                    &gyg[c0..],
+                    hw,
+                    T::ZERO,
+                    &mut dxr[c0..],
+                    hw,
+                ));
+                if let Some(b) = bias {
+                    for (row, &bv) in dxr[c0..].chunks_mut(hw).zip(&b[gi * cg..]) {
+                        for v in &mut row[..nc] {
+                            *v += bv;
+                        }
+                    }
+                }
+            }
+        });
+        return err.into_result();
+    }
     let rb = g.rows_per_block();
     let nrb = g.oh.div_ceil(rb);
     let ws_len = cg * rb * g.ow;
