@@ -1006,7 +1006,7 @@ fn wino_run<T: Float>(wz: &Wino, x: &[T], u: &[T], bias: Option<&[T]>, y: &mut [
     let (hw, ohw) = (wz.h * wz.w, wz.oh * wz.ow);
     let max_nt = trb * tw;
     let te = tw + 1;
-    let ws_len = 16 * ci * max_nt + 16 * co * max_nt + 18 * te + 12 * tw;
+    let ws_len = 16 * ci * max_nt + 16 * co * max_nt + 18 * te + 8 * tw;
     let yp = SharedMut(y.as_mut_ptr());
     let err = FirstErr::new();
     spin::run_tasks(wz.n * wz.groups * ntr, threading::get_num_threads(), |t| {
@@ -1047,7 +1047,6 @@ fn wino_run<T: Float>(wz: &Wino, x: &[T], u: &[T], bias: Option<&[T]>, y: &mut [
             let mut next = || tmp.next().unwrap_or_default();
             let s0: [&mut [T]; 4] = [next(), next(), next(), next()];
             let s1: [&mut [T]; 4] = [next(), next(), next(), next()];
-            let (y00, y01, y10, y11) = (next(), next(), next(), next());
             for o in 0..co {
                 let ch = gi * co + o;
                 let bv = bias.map_or(T::ZERO, |b| b[ch]);
@@ -1058,15 +1057,13 @@ fn wino_run<T: Float>(wz: &Wino, x: &[T], u: &[T], bias: Option<&[T]>, y: &mut [
                         vadd3(s0[bb], mm(bb), mm(4 + bb), mm(8 + bb));
                         vsub3(s1[bb], mm(4 + bb), mm(8 + bb), mm(12 + bb));
                     }
-                    vadd3(y00, s0[0], s0[1], s0[2]);
-                    vsub3(y01, s0[1], s0[2], s0[3]);
-                    vadd3(y10, s1[0], s1[1], s1[2]);
-                    vsub3(y11, s1[1], s1[2], s1[3]);
-                    for (dr, (ya, yb)) in [(&*y00, &*y01), (&*y10, &*y11)].into_iter().enumerate() {
+                    for dr in 0..2 {
                         let p = 2 * ti + dr;
                         if p >= wz.oh {
                             break;
                         }
+                        let sr = if dr == 0 { &s0 } else { &s1 };
+                        let (q0, q1, q2, q3) = (&*sr[0], &*sr[1], &*sr[2], &*sr[3]);
                         // SAFETY: output row p of channel ch of image img lies inside y
                         // (lengths checked by the caller) and belongs to this task only
                         // (tasks differ in image, group or tile rows).
@@ -1074,12 +1071,13 @@ fn wino_run<T: Float>(wz: &Wino, x: &[T], u: &[T], bias: Option<&[T]>, y: &mut [
                             yp.slice((img * wz.groups * co + ch) * ohw + p * wz.ow, wz.ow)
                         };
                         let mut pairs = row.chunks_exact_mut(2);
-                        for ((d, &a), &b) in (&mut pairs).zip(ya.iter()).zip(yb.iter()) {
-                            d[0] = a + bv;
-                            d[1] = b + bv;
+                        let it = (&mut pairs).zip(q0).zip(q1).zip(q2).zip(q3);
+                        for ((((d, &a0), &a1), &a2), &a3) in it {
+                            d[0] = a0 + a1 + a2 + bv;
+                            d[1] = a1 - a2 - a3 + bv;
                         }
                         if let [last] = pairs.into_remainder() {
-                            *last = ya[tw - 1] + bv;
+                            *last = q0[tw - 1] + q1[tw - 1] + q2[tw - 1] + bv;
                         }
                     }
                 }
