@@ -14,12 +14,14 @@
 //! - Sum, inner > 1 (strided): rows of length `inner` are accumulated in registers, SIMD
 //!   across `inner`, in leaves of [`SUM_ROWS`] consecutive rows; leaves are combined by the
 //!   same kind of pairwise tree (when one task would hold every column, the leaves are
-//!   computed in parallel and combined afterwards). Each column's order of additions does not depend on how
-//!   columns are split among tasks or lanes.
+//!   computed in parallel and combined afterwards). Each column's order of additions does
+//!   not depend on how columns are split among tasks or lanes.
 //! - Max/min: per-lane running best value and index (strict comparison, so the first of
 //!   equal values wins; a NaN replaces a non-NaN and is then kept), then the lanes and
 //!   blocks are combined by (NaN first, best value, smallest index). Exact, so the result
 //!   does not depend on the split at all.
+//! - Parallel from [`PAR_MIN`] elements for sums, [`ARG_PAR_MIN`] for max/min, on the
+//!   pool of [`crate::threading`].
 
 use crate::error::{check_len, checked_product, KernelError};
 use crate::simd::{self, Level};
@@ -194,79 +196,98 @@ pub(crate) fn sum_at<T: Float>(
     Ok(())
 }
 
-/// The pairwise tree of `sum_tree` over precomputed leaf values.
-fn combine_tree<T: Float>(p: &[T]) -> T {
-    if p.len() == 1 {
-        return p[0];
-    }
-    let mid = p.len() / 2;
-    combine_tree(&p[..mid]) + combine_tree(&p[mid..])
+/// Depth at which a pairwise tree is cut into subtrees run as tasks: about `k` subtrees.
+fn cut_depth(k: usize) -> u32 {
+    k.max(1).next_power_of_two().trailing_zeros()
 }
 
-/// `sum_contig` of every row of length `n` (> SUM_BLOCK), the leaves of all rows summed
-/// in parallel.
-fn sum_rows_leaves<T: Float>(level: Level, x: &[T], n: usize, out: &mut [T]) {
-    let nb = n.div_ceil(SUM_BLOCK);
-    let per = threading::task_len(out.len() * nb, TASK / SUM_BLOCK);
-    let mut leaves = vec![T::ZERO; out.len() * nb];
-    threading::for_each_chunk_mut(&mut leaves, per, |c, lc| {
-        for (j, l) in lc.iter_mut().enumerate() {
-            let (r, b) = ((c * per + j) / nb, (c * per + j) % nb);
-            let row = &x[r * n..(r + 1) * n];
-            let end = ((b + 1) * SUM_BLOCK).min(n);
-            *l = dispatch::<T, _>(
-                level,
-                BlockSum {
-                    x: &row[b * SUM_BLOCK..end],
-                },
-            );
-        }
-    });
-    for (o, lr) in out.iter_mut().zip(leaves.chunks_exact(nb)) {
-        *o = combine_tree(lr);
-    }
-}
-
-/// `sum_strided` of the single column tile (outer == 1, inner <= COL_TILE): the leaves
-/// are computed in parallel, then combined by the tree of `strided_tree`.
-fn strided_leaves<T: Float>(level: Level, x: &[T], n: usize, inner: usize, out: &mut [T]) {
-    let w = out.len();
-    let lr = leaf_rows(inner);
-    let nb = n.div_ceil(lr);
-    let per = threading::task_len(nb, TASK / (lr * inner));
-    let mut leaves = vec![T::ZERO; nb * w];
-    threading::for_each_chunk_mut(&mut leaves, per * w, |c, lc| {
-        for (j, acc) in lc.chunks_exact_mut(w).enumerate() {
-            let b = c * per + j;
-            let j0 = b * lr;
-            let rows = ((b + 1) * lr).min(n) - j0;
-            let start = j0 * inner;
-            let end = start + (rows - 1) * inner + w;
-            dispatch::<T, _>(
-                level,
-                StridedSum {
-                    x: &x[start..end],
-                    rows,
-                    stride: inner,
-                    acc,
-                },
-            );
-        }
-    });
-    combine_rows(&mut leaves, w, 0, nb);
-    out.copy_from_slice(&leaves[..w]);
-}
-
-/// Leaves `lo..hi` (rows of `w` in `v`) combined as `strided_tree` does, into leaf `lo`.
-fn combine_rows<T: Float>(v: &mut [T], w: usize, lo: usize, hi: usize) {
-    if hi - lo == 1 {
+/// The nodes at depth `d` of the pairwise tree over leaves `lo..hi` (or the leaves met
+/// above that depth), left to right.
+fn tree_nodes(lo: usize, hi: usize, d: u32, out: &mut Vec<(usize, usize)>) {
+    if d == 0 || hi - lo == 1 {
+        out.push((lo, hi));
         return;
     }
     let mid = lo + (hi - lo) / 2;
-    combine_rows(v, w, lo, mid);
-    combine_rows(v, w, mid, hi);
-    let (left, right) = v.split_at_mut(mid * w);
-    for (a, b) in left[lo * w..(lo + 1) * w].iter_mut().zip(&right[..w]) {
+    tree_nodes(lo, mid, d - 1, out);
+    tree_nodes(mid, hi, d - 1, out);
+}
+
+/// The tree of `sum_tree` above depth `d`, over the values of its depth-`d` nodes (in the
+/// order of `tree_nodes`, consumed from `next`).
+fn tree_top<T: Float>(lo: usize, hi: usize, d: u32, vals: &[T], next: &mut usize) -> T {
+    if d == 0 || hi - lo == 1 {
+        *next += 1;
+        return vals[*next - 1];
+    }
+    let mid = lo + (hi - lo) / 2;
+    let a = tree_top(lo, mid, d - 1, vals, next);
+    a + tree_top(mid, hi, d - 1, vals, next)
+}
+
+/// `sum_contig` of every row of length `n` (> SUM_BLOCK) in parallel: the subtrees of
+/// every row's tree below a fixed depth are tasks, the levels above them are combined on
+/// the calling thread. The same tree, so the same bits as `sum_contig`.
+fn sum_rows_leaves<T: Float>(level: Level, x: &[T], n: usize, out: &mut [T]) {
+    let rows = out.len();
+    let nb = n.div_ceil(SUM_BLOCK);
+    let want = (rows * n / TASK).clamp(1, threading::MAX_TASKS);
+    let d = cut_depth(want / rows);
+    let mut nodes = Vec::new();
+    tree_nodes(0, nb, d, &mut nodes);
+    let per_row = nodes.len();
+    let mut vals = vec![T::ZERO; rows * per_row];
+    let g = threading::task_len(vals.len(), 1);
+    threading::for_each_chunk_mut(&mut vals, g, |c, vc| {
+        for (j, v) in vc.iter_mut().enumerate() {
+            let (r, k) = ((c * g + j) / per_row, (c * g + j) % per_row);
+            let (lo, hi) = nodes[k];
+            *v = sum_tree(level, &x[r * n..(r + 1) * n], lo, hi);
+        }
+    });
+    for (o, vr) in out.iter_mut().zip(vals.chunks_exact(per_row)) {
+        *o = tree_top(0, nb, d, vr, &mut 0);
+    }
+}
+
+/// `sum_strided` of the single column tile (outer == 1, inner <= COL_TILE) in parallel:
+/// the subtrees of `strided_tree` below a fixed depth are tasks, the levels above them
+/// are combined on the calling thread in the same order.
+fn strided_leaves<T: Float>(level: Level, x: &[T], n: usize, inner: usize, out: &mut [T]) {
+    let w = out.len();
+    let nb = n.div_ceil(leaf_rows(inner));
+    let d = cut_depth((n * inner / TASK).clamp(1, threading::MAX_TASKS));
+    let mut nodes = Vec::new();
+    tree_nodes(0, nb, d, &mut nodes);
+    let mut vals = vec![T::ZERO; nodes.len() * w];
+    threading::for_each_chunk_mut(&mut vals, w, |k, acc| {
+        let (lo, hi) = nodes[k];
+        strided_tree(level, x, n, inner, 0, lo, hi, acc);
+    });
+    strided_top(0, nb, d, &vals, &mut 0, out);
+}
+
+/// The combination of `strided_tree` above depth `d`, over the sums of its depth-`d`
+/// nodes (rows of `out.len()` in `vals`, in the order of `tree_nodes`).
+fn strided_top<T: Float>(
+    lo: usize,
+    hi: usize,
+    d: u32,
+    vals: &[T],
+    next: &mut usize,
+    out: &mut [T],
+) {
+    let w = out.len();
+    if d == 0 || hi - lo == 1 {
+        out.copy_from_slice(&vals[*next * w..(*next + 1) * w]);
+        *next += 1;
+        return;
+    }
+    let mid = lo + (hi - lo) / 2;
+    strided_top(lo, mid, d - 1, vals, next, out);
+    let mut right = vec![T::ZERO; w];
+    strided_top(mid, hi, d - 1, vals, next, &mut right);
+    for (a, b) in out.iter_mut().zip(&right) {
         *a += *b;
     }
 }
