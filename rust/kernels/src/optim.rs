@@ -279,7 +279,14 @@ fn execute<T: Float, R: Rule<T>>(level: Level, r: &R, mut items: Vec<Item<'_, T>
             one_chunk(level, r, it);
         }
     } else {
-        threading::for_each_mut(&mut items, |_, it| one_chunk(level, r, it));
+        // Groups of consecutive items, at most about threading::MAX_TASKS of them (a group
+        // of many small tensors is one task).
+        let g = threading::task_len(items.len(), 1);
+        threading::for_each_chunk_mut(&mut items, g, |_, group| {
+            for it in group {
+                one_chunk(level, r, it);
+            }
+        });
     }
 }
 

@@ -569,7 +569,8 @@ pub(crate) fn arg_at<T: Float, const MAX: bool>(
         let xo = &x[o * n * inner..(o + 1) * n * inner];
         arg_strided::<T, MAX>(level, xo, n, inner, t * COL_TILE, oc, kc);
     };
-    if !par {
+    let tiles = inner.div_ceil(COL_TILE);
+    if !par || outer * tiles < 2 {
         for (o, (orow, krow)) in out.chunks_mut(inner).zip(idx.chunks_mut(inner)).enumerate() {
             for (t, (oc, kc)) in orow
                 .chunks_mut(COL_TILE)
@@ -580,7 +581,6 @@ pub(crate) fn arg_at<T: Float, const MAX: bool>(
             }
         }
     } else {
-        let tiles = inner.div_ceil(COL_TILE);
         let mut parts: Vec<(&mut [T], &mut [i64])> = out
             .chunks_mut(inner)
             .zip(idx.chunks_mut(inner))
