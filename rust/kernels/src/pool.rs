@@ -265,6 +265,22 @@ pub fn extremum_pool_forward<T: Float>(
     w: Axis,
     min: bool,
 ) -> Result<()> {
+    ext_forward(x, y, idx, planes, h, w, min, Some(simd::level()))
+}
+
+/// [`extremum_pool_forward`] with the fast path for non-overlapping windows compiled for
+/// `fast` (`None`: always the general path).
+#[allow(clippy::too_many_arguments)]
+fn ext_forward<T: Float>(
+    x: &[T],
+    y: &mut [T],
+    idx: &mut [i64],
+    planes: usize,
+    h: Axis,
+    w: Axis,
+    min: bool,
+    fast: Option<Level>,
+) -> Result<()> {
     const OP: &str = "max_pool2d";
     let (oh, ow) = (h.out_size(OP)?, w.out_size(OP)?);
     let isz = checked_product(OP, &[h.size, w.size])?;
@@ -274,6 +290,22 @@ pub fn extremum_pool_forward<T: Float>(
     check_plane_lens(OP, planes, osz, "indices", idx)?;
     if isz > i64::MAX as usize {
         return Err(KernelError::Overflow { op: OP });
+    }
+    if let Some(level) = fast {
+        if fast_ok(h, oh) && fast_ok(w, ow) {
+            ext_fast(
+                x,
+                y,
+                idx,
+                planes,
+                [h.size, w.size],
+                [oh, ow],
+                [h.kernel, w.kernel],
+                min,
+                level,
+            );
+            return Ok(());
+        }
     }
     let taps_w: Vec<(usize, usize, usize)> = (0..w.kernel).map(|k| w.tap_range(k, ow)).collect();
     let first_w: Vec<usize> = (0..ow).map(|o| w.first_inside(o)).collect();
@@ -342,6 +374,132 @@ fn ext_plane<T: Float, const MIN: bool>(
                     tap_row::<T, MIN, 2>(ys, is, xs, b0, 2);
                 } else {
                     tap_row::<T, MIN, 0>(ys, is, xs, b0, sw);
+                }
+            }
+        }
+    }
+}
+
+/// Whether an axis has non-overlapping windows that all lie inside the input (stride ==
+/// kernel, no dilation, no padding): the fast path's geometry.
+fn fast_ok(a: Axis, out: usize) -> bool {
+    a.stride == a.kernel && a.dilation == 1 && a.pad == 0 && out * a.kernel <= a.size
+}
+
+/// Runs `f` compiled (after inlining) for SIMD level `level`, which the CPU must support.
+#[inline(always)]
+fn with_level<R, F: FnOnce() -> R>(level: Level, f: F) -> R {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: callers pass `simd::level()` or a level the CPU was checked to have;
+        // Avx512 implies AVX-512F.
+        Level::Avx512 => unsafe { in_avx512(f) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above; Avx2Fma implies AVX2 and FMA.
+        Level::Avx2Fma => unsafe { in_avx2(f) },
+        _ => f(),
+    }
+}
+
+/// The fast path of max/min pooling: windows `kh x kw` with stride equal to the kernel,
+/// all inside the input. Each window is scanned in the general path's order (row by row,
+/// `take` per element, starting from the infinity and the window's first index), so the
+/// results are bitwise identical.
+#[allow(clippy::too_many_arguments)]
+fn ext_fast<T: Float>(
+    x: &[T],
+    y: &mut [T],
+    idx: &mut [i64],
+    planes: usize,
+    [ih, iw]: [usize; 2],
+    [oh, ow]: [usize; 2],
+    [kh, kw]: [usize; 2],
+    min: bool,
+    level: Level,
+) {
+    let (isz, osz) = (ih * iw, oh * ow);
+    let (yp, ip) = (Ptr::new(y), Ptr::new(idx));
+    let work = osz * kh * kw + osz;
+    let run = |lo: usize, hi: usize| {
+        for p in lo..hi {
+            let xp = &x[p * isz..(p + 1) * isz];
+            // SAFETY: plane p is in bounds (lengths checked by the caller) and only this
+            // call writes it (each plane goes to one call).
+            let (yo, io) = unsafe { (yp.part(p * osz, osz), ip.part(p * osz, osz)) };
+            if min {
+                fast_plane::<T, true>(xp, yo, io, iw, ow, kh, kw);
+            } else {
+                fast_plane::<T, false>(xp, yo, io, iw, ow, kh, kw);
+            }
+        }
+    };
+    if planes == 0 {
+        return;
+    }
+    let total = planes.saturating_mul(work.max(1));
+    let threads = threading::get_num_threads();
+    if total < PAR_MIN || planes == 1 || threads == 1 {
+        with_level(level, || run(0, planes));
+        return;
+    }
+    let per = (TASK_WORK / work.max(1)).max(1);
+    let tasks = planes.div_ceil(per);
+    crate::spin::run_tasks(tasks, threads, |t| {
+        let lo = t * per;
+        with_level(level, || run(lo, (lo + per).min(planes)));
+    });
+}
+
+#[inline(always)]
+fn fast_plane<T: Float, const MIN: bool>(
+    x: &[T],
+    y: &mut [T],
+    idx: &mut [i64],
+    iw: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+) {
+    let init = if MIN { T::INFINITY } else { T::NEG_INFINITY };
+    for (o, (yr, ir)) in y
+        .chunks_exact_mut(ow)
+        .zip(idx.chunks_exact_mut(ow))
+        .enumerate()
+    {
+        let r0 = o * kh;
+        if kh == 2 && kw == 2 {
+            let base = (r0 * iw) as i64;
+            let a = &x[r0 * iw..r0 * iw + 2 * ow];
+            let b = &x[(r0 + 1) * iw..(r0 + 1) * iw + 2 * ow];
+            let w1 = iw as i64;
+            for (j, ((yv, iv), (pa, pb))) in yr
+                .iter_mut()
+                .zip(ir.iter_mut())
+                .zip(a.chunks_exact(2).zip(b.chunks_exact(2)))
+                .enumerate()
+            {
+                let c = base + 2 * j as i64;
+                let (mut m, mut i) = (init, c);
+                take::<T, MIN>(&mut m, &mut i, pa[0], c);
+                take::<T, MIN>(&mut m, &mut i, pa[1], c + 1);
+                take::<T, MIN>(&mut m, &mut i, pb[0], c + w1);
+                take::<T, MIN>(&mut m, &mut i, pb[1], c + w1 + 1);
+                *yv = m;
+                *iv = i;
+            }
+            continue;
+        }
+        yr.fill(init);
+        for (j, iv) in ir.iter_mut().enumerate() {
+            *iv = (r0 * iw + j * kw) as i64;
+        }
+        for r in r0..r0 + kh {
+            let xr = &x[r * iw..r * iw + ow * kw];
+            let base = (r * iw) as i64;
+            for b in 0..kw {
+                for (j, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+                    let c = j * kw + b;
+                    take::<T, MIN>(yv, iv, xr[c], base + c as i64);
                 }
             }
         }
@@ -1181,6 +1339,83 @@ mod tests {
         assert_eq!(gx[5], 1.0);
         assert_eq!(gx[15], 4.0);
         assert!(extremum_pool_forward(&x[..15], &mut y, &mut i, 1, a, a, false).is_err());
+    }
+
+    fn levels() -> Vec<Level> {
+        let mut v = vec![Level::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Level::Avx2Fma);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Level::Avx512);
+            }
+        }
+        v
+    }
+
+    /// A small deterministic generator of values with many ties, infinities and NaNs.
+    fn values<T: Float>(n: usize, seed: u64) -> Vec<T> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let r = (s >> 33) % 40;
+                match r {
+                    0 => T::NAN,
+                    1 => -T::NAN,
+                    2 => T::INFINITY,
+                    3 => T::NEG_INFINITY,
+                    4 => T::ZERO,
+                    5 => -T::ZERO,
+                    _ => T::from_f64((r % 7) as f64 - 3.0),
+                }
+            })
+            .collect()
+    }
+
+    fn fast_matches_general_t<T: Float>(bits: impl Fn(T) -> u64) {
+        let shapes = [
+            (3, 28, 28, 2, 2),
+            (5, 10, 10, 2, 2),
+            (2, 7, 9, 2, 2),
+            (4, 1, 33, 1, 2),
+            (3, 9, 11, 3, 3),
+            (2, 8, 13, 2, 3),
+            (2, 5, 5, 1, 1),
+            (70, 12, 12, 2, 2),
+        ];
+        for (si, &(planes, hs, ws, kh, kw)) in shapes.iter().enumerate() {
+            for ceil in [false, true] {
+                let (h, w) = (ax(hs, kh, kh, 0, ceil), ax(ws, kw, kw, 0, ceil));
+                let (oh, ow) = (h.out_size("t").unwrap(), w.out_size("t").unwrap());
+                let x = values::<T>(planes * hs * ws, si as u64);
+                let n = planes * oh * ow;
+                for min in [false, true] {
+                    let (mut y0, mut i0) = (vec![T::ZERO; n], vec![0i64; n]);
+                    ext_forward(&x, &mut y0, &mut i0, planes, h, w, min, None).unwrap();
+                    for &lv in &levels() {
+                        let (mut y1, mut i1) = (vec![T::ZERO; n], vec![-1i64; n]);
+                        ext_forward(&x, &mut y1, &mut i1, planes, h, w, min, Some(lv)).unwrap();
+                        assert_eq!(i0, i1, "{si} {ceil} {min} {lv:?}");
+                        let b0: Vec<u64> = y0.iter().map(|&v| bits(v)).collect();
+                        let b1: Vec<u64> = y1.iter().map(|&v| bits(v)).collect();
+                        assert_eq!(b0, b1, "{si} {ceil} {min} {lv:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_pool_matches_general() {
+        fast_matches_general_t::<f32>(|v| v.to_bits() as u64);
+        fast_matches_general_t::<f64>(|v| v.to_bits());
     }
 
     #[test]
