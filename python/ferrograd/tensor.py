@@ -107,7 +107,9 @@ def _other(x: Any, like: "Tensor") -> "Tensor":
         return x
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         return Tensor._wrap(np.asarray(x, dtype=like.data.dtype))
-    return Tensor._wrap(_as_array(x, None if isinstance(x, np.ndarray) and x.dtype in _FLOATS else like.data.dtype, copy=False))
+    if isinstance(x, np.ndarray) and x.dtype in _FLOATS:
+        return Tensor._wrap(x)  # a float array keeps its dtype (NumPy's promotion applies)
+    return Tensor._wrap(_as_array(x, like.data.dtype, copy=False))
 
 
 def _make(data: np.ndarray, inputs: tuple, backward, name: str) -> "Tensor":

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _native
 from ..autograd.grad_mode import _GradMode
-from ..tensor import Tensor, _as_array, _make
+from ..tensor import Tensor, _as_array, _contig, _make
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d"]
 
@@ -82,10 +82,6 @@ def _input(layer: str, input: Any, weight: Tensor) -> Tensor:
             )
         return input
     return Tensor._wrap(_as_array(input, wd.dtype, copy=False))
-
-
-def _c(a: np.ndarray) -> np.ndarray:
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def _check_bias(layer: str, bias: Optional[Tensor], n: int, dtype: np.dtype) -> None:
@@ -171,7 +167,7 @@ def _conv_nd(
         w4 = wd[:, :, None, :]
         st, dil = (1,) + st, (1,) + dil
         pads = ((0, 0),) + pads
-    x4, w4 = _c(x4), _c(w4)
+    x4, w4 = _contig(x4), _contig(w4)
     pad4 = (pads[0][0], pads[0][1], pads[1][0], pads[1][1])
     bd = None if bias is None else bias.data
     y4 = _native.conv2d(x4, w4, bd, st, pad4, dil, groups)
@@ -301,8 +297,8 @@ def _conv_transpose(
             f"stride {st}, padding {pad}, dilation {dil}"
         )
     _check_bias(layer, bias, cog * groups, wd.dtype)
-    x4 = _c(xd if batched else xd[None])
-    w4 = _c(wd)
+    x4 = _contig(xd if batched else xd[None])
+    w4 = _contig(wd)
     bd = None if bias is None else bias.data
     y4 = _native.conv_transpose2d(x4, w4, bd, st, pad, opad, dil, groups)
     y = y4 if batched else y4[0]

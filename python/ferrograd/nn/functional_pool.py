@@ -21,6 +21,7 @@ import numpy as np
 from .. import _native
 from ..autograd.grad_mode import _GradMode
 from ..tensor import Tensor, _as_array, _contig, _make
+from ..tensor import _t as _tensor
 
 __all__ = [
     "pad",
@@ -35,10 +36,6 @@ __all__ = [
 ]
 
 IntOrPair = Union[int, Sequence[int]]
-
-
-def _tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor._wrap(_as_array(x, copy=False))
 
 
 def _is_int(v: Any) -> bool:
