@@ -485,11 +485,7 @@ pub fn forward<T: Float>(
                     hw,
                 ));
                 if let Some(b) = b {
-                    for (row, &bv) in yr[c0..].chunks_mut(hw).zip(&b[gi * kg..]) {
-                        for v in &mut row[..nc] {
-                            *v += bv;
-                        }
-                    }
+                    add_row_bias(&mut yr[c0..], hw, nc, &b[gi * kg..]);
                 }
             }
         });
@@ -656,12 +652,7 @@ pub fn backward_input<T: Float>(
             }
         });
         if let Some(b) = bias {
-            for (ci, plane) in dxr.chunks_exact_mut(hw).enumerate() {
-                let bv = b[gi * cg + c0 + ci];
-                for v in plane {
-                    *v += bv;
-                }
-            }
+            add_row_bias(dxr, hw, hw, &b[gi * cg + c0..]);
         }
     });
     err.into_result()
@@ -708,11 +699,7 @@ fn backward_input_pointwise<T: Float>(
                     hw,
                 ));
                 if let Some(b) = bias {
-                    for (row, &bv) in dxr[c0..].chunks_mut(hw).zip(&b[gi * cg..]) {
-                        for v in &mut row[..nc] {
-                            *v += bv;
-                        }
-                    }
+                    add_row_bias(&mut dxr[c0..], hw, nc, &b[gi * cg..]);
                 }
             }
         });
@@ -1380,6 +1367,16 @@ fn vadd3<T: Float>(out: &mut [T], a: &[T], b: &[T], c: &[T]) {
 fn vsub3<T: Float>(out: &mut [T], a: &[T], b: &[T], c: &[T]) {
     for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
         *o = x - y - z;
+    }
+}
+
+/// Adds `bias[r]` to the first `ncols` entries of row `r` of `rows` (row stride `ld`), for
+/// as many rows as both hold.
+fn add_row_bias<T: Float>(rows: &mut [T], ld: usize, ncols: usize, bias: &[T]) {
+    for (row, &bv) in rows.chunks_mut(ld).zip(bias) {
+        for v in &mut row[..ncols] {
+            *v += bv;
+        }
     }
 }
 
