@@ -11,6 +11,9 @@ mod conv;
 mod nn;
 mod optim;
 mod pool;
+mod rl;
+mod rnn;
+mod unsupervised;
 
 use common::{arr, check_shape, kernel_err, new_array, not_contiguous, run, same, Arr};
 use ferrograd_kernels::{
@@ -534,5 +537,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     optim::register(m)?;
     conv::register(m)?;
     pool::register(m)?;
+    rnn::register(m)?;
+    unsupervised::register(m)?;
+    rl::register(m)?;
     Ok(())
 }

@@ -1,0 +1,1 @@
+//! Boltzmann-machine kernels: seeded Gibbs sampling and contrastive-divergence statistics.

@@ -1,0 +1,1 @@
+//! Reinforcement-learning kernels: Bellman backups for finite MDPs.
