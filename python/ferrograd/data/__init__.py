@@ -345,3 +345,4 @@ class GaussianNoise:
         return f"GaussianNoise(std={self.std}, mean={self.mean}" + (f", clip={self.clip})" if self.clip else ")")
 
 from . import transforms  # noqa: E402  (last: transforms re-exports GaussianNoise from here)
+from . import timeseries  # noqa: E402,F401  (ferrograd.data.timeseries: windows, splits, scalers)

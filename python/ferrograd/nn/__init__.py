@@ -50,3 +50,7 @@ from .normalization import BatchNorm1d, BatchNorm2d  # noqa: E402
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d, MinPool1d, MinPool2d  # noqa: E402
 
 __all__ += ["MaxPool2d", "MinPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "MinPool1d", "AvgPool1d", "BatchNorm1d", "BatchNorm2d"]
+
+from .sparse import Embedding  # noqa: E402
+
+__all__ += ["Embedding"]

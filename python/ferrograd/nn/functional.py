@@ -607,3 +607,7 @@ from .functional_pool import (  # noqa: E402
 )
 
 __all__ += ["pad", "max_pool2d", "min_pool2d", "avg_pool2d", "max_pool1d", "min_pool1d", "avg_pool1d", "adaptive_avg_pool2d", "batch_norm"]
+
+from .sparse import embedding  # noqa: E402  (defined with nn.Embedding in sparse.py)
+
+__all__ += ["embedding"]
