@@ -54,3 +54,9 @@ __all__ += ["MaxPool2d", "MinPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool
 from .sparse import Embedding  # noqa: E402
 
 __all__ += ["Embedding"]
+
+from . import rnn  # noqa: E402
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
+
+utils.rnn = rnn  # nn.utils.rnn.pack_padded_sequence etc., as in PyTorch
+__all__ += ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

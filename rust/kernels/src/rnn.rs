@@ -1,2 +1,1326 @@
 //! Recurrent kernels (RNN / LSTM / GRU): fused gate non-linearities and state updates,
 //! and backpropagation through time for a whole sequence.
+//!
+//! CONTRACT (the binding relies on it). One call runs one layer in one direction over a
+//! whole sequence, with PyTorch's equations, gate order and weight layout:
+//! - RNN:  h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu.
+//! - LSTM: gates (i, f, g, o) = (σ, σ, tanh, σ)(W_ih x + b_ih + W_hh h + b_hh);
+//!   c' = f c + i g; h' = o tanh(c').
+//! - GRU:  r, z = σ(W_i{r,z} x + b_i{r,z} + W_h{r,z} h + b_h{r,z});
+//!   n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h.
+//!
+//! Shapes (G gates: 1, 4 or 3; rows of x are ordered (t, b) time-major, or (b, t) with
+//! `batch_first`): x (T * B, I), w_ih (G H, I), w_hh (G H, H), b_ih / b_hh (G H) or absent,
+//! h0 / c0 (B, H) or absent (zeros), `out` rows in x's order with row stride `ldo`, this
+//! direction's H columns starting at `off` (so both directions of a bidirectional layer
+//! write into one array), h_n / c_n (B, H).
+//!
+//! Variable lengths: with `lengths` (B values in 1..=T), sequence b is active at time
+//! steps t < lengths[b]. At the other steps its state is carried unchanged, its output is
+//! 0 and nothing flows back through it, so h_n is the state after the last true step; the
+//! reverse direction (`reverse`) runs t = T-1 .. 0 and so starts each sequence at its true
+//! last step.
+//!
+//! The forward optionally saves a workspace ([`workspace_len`] elements) that
+//! [`backward`] reads: gate activations and the states each step started from. The
+//! backward returns the gradients of x (written or accumulated), h0, c0, both weights and
+//! both biases; the weight gradients are GEMMs over all T * B rows at once.
+//!
+//! DESIGN:
+//! - The input projection of all steps is one GEMM (T B x I times I x G H).
+//! - Per step one job on the pool: the hidden units are cut into blocks of `UNIT_BLOCK`
+//!   (fixed, independent of the thread count); each task computes the recurrent product
+//!   for the G gates of its units (one GEMM against a copy of W_hh^T whose columns are
+//!   grouped by unit block, so the block is contiguous) and then runs the fused gate
+//!   kernel for its units (SIMD over units, vmath exp / tanh). The new state goes to a
+//!   second buffer (other tasks still read the old one).
+//! - Backward per step: each task adds dG_{t+1} W_hh for its units (GEMM, accumulating
+//!   into the carried gradient) and runs the fused gate backward of step t for its units.
+//! - Every output element is computed by one task with a fixed arithmetic order, so the
+//!   results are bitwise identical for any thread count.
+
+#![allow(clippy::too_many_arguments)]
+
+use crate::error::{check_len, checked_product};
+use crate::gemm::{self, Mode};
+use crate::linear::column_sums;
+use crate::simd;
+use crate::threading::{self, SendPtr};
+use crate::vmath::{dispatch, Kernel, Simd};
+use crate::{Float, KernelError, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const OP: &str = "rnn_forward";
+const OP_BWD: &str = "rnn_backward";
+
+/// Hidden units per task of one time step.
+const UNIT_BLOCK: usize = 64;
+
+/// The recurrent cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    RnnTanh,
+    RnnRelu,
+    Lstm,
+    Gru,
+}
+
+impl Cell {
+    /// Gate blocks of H rows in the weights.
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::RnnTanh | Cell::RnnRelu => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+
+    /// Saved values per (time step, batch row) in units of H.
+    fn saved_per_row(self) -> usize {
+        match self {
+            // h', h
+            Cell::RnnTanh | Cell::RnnRelu => 2,
+            // i f g o, h, c, tanh(c')
+            Cell::Lstm => 7,
+            // r z n (W_hn h + b_hn), h
+            Cell::Gru => 5,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Cell::RnnTanh => "RNN(tanh)",
+            Cell::RnnRelu => "RNN(relu)",
+            Cell::Lstm => "LSTM",
+            Cell::Gru => "GRU",
+        }
+    }
+}
+
+/// Sizes and layout of one layer-direction call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    /// Time steps T.
+    pub seq: usize,
+    /// Batch B.
+    pub batch: usize,
+    /// Input features I.
+    pub input: usize,
+    /// Hidden units H.
+    pub hidden: usize,
+    /// Rows of x / out ordered (b, t) instead of (t, b).
+    pub batch_first: bool,
+    /// Run t = T-1 .. 0.
+    pub reverse: bool,
+}
+
+impl Dims {
+    #[inline(always)]
+    fn row(&self, t: usize, b: usize) -> usize {
+        if self.batch_first {
+            b * self.seq + t
+        } else {
+            t * self.batch + b
+        }
+    }
+
+    /// Rows between batch entries b and b + 1 of one time step.
+    #[inline(always)]
+    fn brow(&self) -> usize {
+        if self.batch_first {
+            self.seq
+        } else {
+            1
+        }
+    }
+
+    /// The time step processed at position `s`.
+    #[inline(always)]
+    fn time(&self, s: usize) -> usize {
+        if self.reverse {
+            self.seq - 1 - s
+        } else {
+            s
+        }
+    }
+}
+
+/// Elements of the workspace the forward saves for [`backward`].
+pub fn workspace_len(cell: Cell, d: &Dims) -> Result<usize> {
+    checked_product(OP, &[d.seq, d.batch, d.hidden, cell.saved_per_row()])
+}
+
+fn exact(op: &'static str, what: &str, needed: usize, given: usize) -> Result<()> {
+    if needed != given {
+        return Err(KernelError::ShapeMismatch {
+            op,
+            detail: format!("{what} must have {needed} elements, given {given}"),
+        });
+    }
+    Ok(())
+}
+
+fn invalid(op: &'static str, detail: String) -> KernelError {
+    KernelError::InvalidArgument { op, detail }
+}
+
+/// Checks the sizes shared by forward and backward; returns (T B, G H).
+fn check_common<T: Float>(
+    op: &'static str,
+    cell: Cell,
+    d: &Dims,
+    x: &[T],
+    w_ih: &[T],
+    w_hh: &[T],
+    lengths: Option<&[usize]>,
+) -> Result<(usize, usize)> {
+    let n = checked_product(op, &[d.seq, d.batch])?;
+    let gh = checked_product(op, &[cell.gates(), d.hidden])?;
+    exact(op, "x", checked_product(op, &[n, d.input])?, x.len())?;
+    exact(
+        op,
+        "weight_ih",
+        checked_product(op, &[gh, d.input])?,
+        w_ih.len(),
+    )?;
+    exact(
+        op,
+        "weight_hh",
+        checked_product(op, &[gh, d.hidden])?,
+        w_hh.len(),
+    )?;
+    if let Some(l) = lengths {
+        exact(op, "lengths", d.batch, l.len())?;
+        if let Some((b, &v)) = l.iter().enumerate().find(|(_, &v)| v < 1 || v > d.seq) {
+            return Err(invalid(
+                op,
+                format!(
+                    "lengths[{b}] = {v} is outside 1..={} (the sequence length)",
+                    d.seq
+                ),
+            ));
+        }
+    }
+    Ok((n, gh))
+}
+
+/// Checks a (rows, ld, off) view of `width` columns.
+fn check_view(
+    op: &'static str,
+    what: &'static str,
+    rows: usize,
+    ld: usize,
+    off: usize,
+    width: usize,
+    len: usize,
+) -> Result<()> {
+    let end = off.checked_add(width).ok_or(KernelError::Overflow { op })?;
+    if ld < end {
+        return Err(invalid(
+            op,
+            format!("{what}: row stride {ld} is smaller than offset {off} + width {width}"),
+        ));
+    }
+    if rows > 0 {
+        let need = checked_product(op, &[rows - 1, ld])?
+            .checked_add(end)
+            .ok_or(KernelError::Overflow { op })?;
+        check_len(op, what, need, len)?;
+    }
+    Ok(())
+}
+
+/// Weights of one layer-direction.
+#[derive(Debug, Clone, Copy)]
+pub struct Weights<'a, T> {
+    /// (G H, I)
+    pub w_ih: &'a [T],
+    /// (G H, H)
+    pub w_hh: &'a [T],
+    /// (G H) or absent.
+    pub b_ih: Option<&'a [T]>,
+    /// (G H) or absent.
+    pub b_hh: Option<&'a [T]>,
+}
+
+/// Runs one layer in one direction over the sequence (see the module docs).
+///
+/// Writes every element of `out`'s H columns (rows of all steps), `h_n`, `c_n` (LSTM) and
+/// `ws` (when given, for [`backward`]).
+pub fn forward<T: Float>(
+    cell: Cell,
+    d: &Dims,
+    x: &[T],
+    w: &Weights<T>,
+    h0: Option<&[T]>,
+    c0: Option<&[T]>,
+    lengths: Option<&[usize]>,
+    out: &mut [T],
+    ldo: usize,
+    off: usize,
+    h_n: &mut [T],
+    c_n: Option<&mut [T]>,
+    ws: Option<&mut [T]>,
+) -> Result<()> {
+    let (n, gh) = check_common(OP, cell, d, x, w.w_ih, w.w_hh, lengths)?;
+    let (bsz, hid) = (d.batch, d.hidden);
+    let bh = checked_product(OP, &[bsz, hid])?;
+    for (what, b) in [("bias_ih", w.b_ih), ("bias_hh", w.b_hh)] {
+        if let Some(b) = b {
+            exact(OP, what, gh, b.len())?;
+        }
+    }
+    if let Some(h0) = h0 {
+        exact(OP, "h0", bh, h0.len())?;
+    }
+    exact(OP, "h_n", bh, h_n.len())?;
+    let is_lstm = cell == Cell::Lstm;
+    match (is_lstm, c0, &c_n) {
+        (true, c0, Some(cn)) => {
+            if let Some(c0) = c0 {
+                exact(OP, "c0", bh, c0.len())?;
+            }
+            exact(OP, "c_n", bh, cn.len())?;
+        }
+        (true, _, None) => return Err(invalid(OP, "LSTM needs c_n".into())),
+        (false, Some(_), _) | (false, _, Some(_)) => {
+            return Err(invalid(
+                OP,
+                format!("{} has no cell state: c0 / c_n must be absent", cell.name()),
+            ))
+        }
+        _ => {}
+    }
+    check_view(OP, "out", n, ldo, off, hid, out.len())?;
+    if let Some(ws) = &ws {
+        exact(OP, "workspace", workspace_len(cell, d)?, ws.len())?;
+    }
+    let g = cell.gates();
+
+    // Initial state.
+    let mut h = match h0 {
+        Some(h0) => h0.to_vec(),
+        None => vec![T::ZERO; bh],
+    };
+    let mut c = if is_lstm {
+        match c0 {
+            Some(c0) => c0.to_vec(),
+            None => vec![T::ZERO; bh],
+        }
+    } else {
+        Vec::new()
+    };
+    if n == 0 || hid == 0 {
+        // No steps (or no units): the state passes through; nothing else to write.
+        h_n.copy_from_slice(&h);
+        if let Some(cn) = c_n {
+            cn.copy_from_slice(&c);
+        }
+        if let Some(ws) = ws {
+            ws.fill(T::ZERO);
+        }
+        return Ok(());
+    }
+
+    // Bias added in the gate kernel: b_ih + b_hh, except GRU's b_hn (inside r * (...)).
+    let mut bsum = vec![T::ZERO; gh];
+    let mut bhn = vec![T::ZERO; if cell == Cell::Gru { hid } else { 0 }];
+    if let Some(b) = w.b_ih {
+        bsum.copy_from_slice(b);
+    }
+    if let Some(b) = w.b_hh {
+        let lim = if cell == Cell::Gru { 2 * hid } else { gh };
+        for (s, &v) in bsum[..lim].iter_mut().zip(b) {
+            *s += v;
+        }
+        if cell == Cell::Gru {
+            bhn.copy_from_slice(&b[2 * hid..]);
+        }
+    }
+
+    // The input projection of every step: one GEMM.
+    let mut xproj = vec![T::ZERO; n * gh];
+    gemm::gemm(
+        false,
+        true,
+        n,
+        gh,
+        d.input,
+        T::ONE,
+        x,
+        d.input,
+        w.w_ih,
+        d.input,
+        T::ZERO,
+        &mut xproj,
+        gh,
+    )?;
+
+    let ub = UNIT_BLOCK.min(hid);
+    let blocks = hid.div_ceil(ub);
+    let whh_t = grouped_transpose(w.w_hh, g, hid, ub);
+    let mut h_next = vec![T::ZERO; bh];
+    // Per-task recurrent products: block j holds B x (G w_j) at offset B G u0.
+    let mut hh = vec![T::ZERO; bsz * gh];
+    let level = simd::level();
+    let failed = AtomicBool::new(false);
+
+    let ws_ptr = ws.map(SendPtr::new);
+    let out_ptr = SendPtr::new(out);
+    let hh_ptr = SendPtr::new(&mut hh);
+    let c_ptr = SendPtr::new(&mut c);
+
+    for s in 0..d.seq {
+        let t = d.time(s);
+        let hn_ptr = SendPtr::new(&mut h_next);
+        let hs: &[T] = &h;
+        threading::run_tasks(blocks, |j| {
+            let u0 = j * ub;
+            let wdt = ub.min(hid - u0);
+            // SAFETY: block j's region of hh, B x (G wdt) at B G u0, lies inside hh
+            // (B G H elements) and no other task touches it.
+            let hh_j = unsafe {
+                std::slice::from_raw_parts_mut(hh_ptr.get().add(bsz * g * u0), bsz * g * wdt)
+            };
+            let r = gemm::gemm_with_level(
+                level,
+                Mode::Inline,
+                false,
+                false,
+                bsz,
+                g * wdt,
+                hid,
+                T::ONE,
+                hs,
+                hid,
+                &whh_t[g * u0..],
+                gh,
+                T::ZERO,
+                hh_j,
+                g * wdt,
+            );
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+                return;
+            }
+            let k = FwdStep {
+                cell,
+                d: *d,
+                t,
+                u0,
+                wdt,
+                lengths,
+                xproj: xproj.as_ptr(),
+                bsum: bsum.as_ptr(),
+                bhn: bhn.as_ptr(),
+                hh: hh_j.as_ptr(),
+                h: hs.as_ptr(),
+                h_next: hn_ptr.get(),
+                c: c_ptr.get(),
+                out: out_ptr.get(),
+                ldo,
+                off,
+                ws: ws_ptr.map(|p| p.get()),
+            };
+            dispatch::<T, _>(level, k);
+        });
+        if failed.load(Ordering::Relaxed) {
+            return Err(invalid(
+                OP,
+                "internal error: a per-step GEMM was rejected".into(),
+            ));
+        }
+        std::mem::swap(&mut h, &mut h_next);
+    }
+    h_n.copy_from_slice(&h);
+    if let Some(cn) = c_n {
+        cn.copy_from_slice(&c);
+    }
+    Ok(())
+}
+
+/// W_hh^T (H x G H) with the columns of each unit block grouped: block j (units
+/// u0 .. u0 + w) occupies columns G u0 .. G (u0 + w), gate q of unit u at G u0 + q w + u - u0.
+fn grouped_transpose<T: Float>(w_hh: &[T], g: usize, hid: usize, ub: usize) -> Vec<T> {
+    let gh = g * hid;
+    let mut out = vec![T::ZERO; hid * gh];
+    for u0 in (0..hid).step_by(ub) {
+        let wdt = ub.min(hid - u0);
+        for q in 0..g {
+            for du in 0..wdt {
+                let src = &w_hh[(q * hid + u0 + du) * hid..][..hid];
+                let col = g * u0 + q * wdt + du;
+                for (k, &v) in src.iter().enumerate() {
+                    out[k * gh + col] = v;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether sequence b is active at time t.
+#[inline(always)]
+fn active(lengths: Option<&[usize]>, b: usize, t: usize) -> bool {
+    match lengths {
+        Some(l) => t < l[b],
+        None => true,
+    }
+}
+
+#[inline(always)]
+unsafe fn sigmoid<V: Simd>(x: V) -> V {
+    let one = V::splat(V::E::ONE);
+    one.div(one.add(V::splat(V::E::ZERO).sub(x).exp()))
+}
+
+/// The fused gate kernel of one time step for units u0 .. u0 + wdt of every batch row.
+struct FwdStep<'a, T> {
+    cell: Cell,
+    d: Dims,
+    t: usize,
+    u0: usize,
+    wdt: usize,
+    lengths: Option<&'a [usize]>,
+    xproj: *const T,
+    bsum: *const T,
+    bhn: *const T,
+    /// This block's recurrent products, B x (G wdt).
+    hh: *const T,
+    h: *const T,
+    h_next: *mut T,
+    c: *mut T,
+    out: *mut T,
+    ldo: usize,
+    off: usize,
+    ws: Option<*mut T>,
+}
+
+impl<T: Float> Kernel for FwdStep<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    unsafe fn run<V: Simd>(self) {
+        // SAFETY (whole body): `dispatch` picks V with V::E == T, so the casts keep the
+        // element type. Indices: rows row(t, b) < T B of xproj (G H per row), out (ldo per
+        // row, columns off .. off + H inside it), ws regions of T B rows; units
+        // u0 + du < H; hh B x (G wdt); all checked by `forward`. This task writes only
+        // units u0 .. u0 + wdt of h_next, c, out and ws, which no other task touches.
+        let e = |p: *const T| p as *const V::E;
+        let em = |p: *mut T| p as *mut V::E;
+        let d = &self.d;
+        let (hid, g, wdt) = (d.hidden, self.cell.gates(), self.wdt);
+        let n = d.seq * d.batch;
+        let gh = g * hid;
+        let zero = V::splat(V::E::ZERO);
+        for b in 0..d.batch {
+            let row = d.row(self.t, b);
+            let on = active(self.lengths, b, self.t);
+            let xp = e(self.xproj).add(row * gh + self.u0);
+            let bs = e(self.bsum).add(self.u0);
+            let hh = e(self.hh).add(b * g * wdt);
+            let hp = e(self.h).add(b * hid + self.u0);
+            let hn = em(self.h_next).add(b * hid + self.u0);
+            let o = em(self.out).add(row * self.ldo + self.off + self.u0);
+            let mut du = 0;
+            while du < wdt {
+                let m = (wdt - du).min(V::LANES);
+                let ld = |p: *const V::E| {
+                    if m == V::LANES {
+                        V::load(p)
+                    } else {
+                        V::load_partial(p, m, V::E::ZERO)
+                    }
+                };
+                let st = |v: V, p: *mut V::E| {
+                    if m == V::LANES {
+                        v.store(p)
+                    } else {
+                        v.store_partial(p, m)
+                    }
+                };
+                let hprev = ld(hp.add(du));
+                if !on {
+                    st(hprev, hn.add(du));
+                    st(zero, o.add(du));
+                    if let Some(ws) = self.ws {
+                        let ws = em(ws);
+                        let per = self.cell.saved_per_row();
+                        for k in 0..per {
+                            // Region k of H-wide (or wider) rows: zero this row's units.
+                            let (base, width) = ws_slot(self.cell, k, n, hid);
+                            st(zero, ws.add(base + row * width + self.u0 + du));
+                        }
+                    }
+                    du += V::LANES;
+                    continue;
+                }
+                let pre = |q: usize| ld(xp.add(q * hid + du)).add(ld(bs.add(q * hid + du)));
+                let hhq = |q: usize| ld(hh.add(q * wdt + du));
+                match self.cell {
+                    Cell::RnnTanh | Cell::RnnRelu => {
+                        let a = pre(0).add(hhq(0));
+                        let hnew = if self.cell == Cell::RnnTanh {
+                            a.tanh()
+                        } else {
+                            zero.max(a)
+                        };
+                        st(hnew, hn.add(du));
+                        st(hnew, o.add(du));
+                        if let Some(ws) = self.ws {
+                            let ws = em(ws);
+                            let base = row * hid + self.u0 + du;
+                            st(hnew, ws.add(base));
+                            st(hprev, ws.add(n * hid + base));
+                        }
+                    }
+                    Cell::Lstm => {
+                        let ig = sigmoid(pre(0).add(hhq(0)));
+                        let fg = sigmoid(pre(1).add(hhq(1)));
+                        let gg = pre(2).add(hhq(2)).tanh();
+                        let og = sigmoid(pre(3).add(hhq(3)));
+                        let cp = em(self.c).add(b * hid + self.u0 + du);
+                        let cprev = ld(cp);
+                        let cnew = fg.mul_add(cprev, ig.mul(gg));
+                        let tc = cnew.tanh();
+                        let hnew = og.mul(tc);
+                        st(cnew, cp);
+                        st(hnew, hn.add(du));
+                        st(hnew, o.add(du));
+                        if let Some(ws) = self.ws {
+                            let ws = em(ws);
+                            let gbase = row * gh + self.u0 + du;
+                            st(ig, ws.add(gbase));
+                            st(fg, ws.add(gbase + hid));
+                            st(gg, ws.add(gbase + 2 * hid));
+                            st(og, ws.add(gbase + 3 * hid));
+                            let base = row * hid + self.u0 + du;
+                            st(hprev, ws.add(n * gh + base));
+                            st(cprev, ws.add(n * (gh + hid) + base));
+                            st(tc, ws.add(n * (gh + 2 * hid) + base));
+                        }
+                    }
+                    Cell::Gru => {
+                        let r = sigmoid(pre(0).add(hhq(0)));
+                        let z = sigmoid(pre(1).add(hhq(1)));
+                        let hnb = hhq(2).add(ld(e(self.bhn).add(self.u0 + du)));
+                        let nn = r.mul_add(hnb, pre(2)).tanh();
+                        // (1 - z) n + z h = n + z (h - n)
+                        let hnew = z.mul_add(hprev.sub(nn), nn);
+                        st(hnew, hn.add(du));
+                        st(hnew, o.add(du));
+                        if let Some(ws) = self.ws {
+                            let ws = em(ws);
+                            let gbase = row * 4 * hid + self.u0 + du;
+                            st(r, ws.add(gbase));
+                            st(z, ws.add(gbase + hid));
+                            st(nn, ws.add(gbase + 2 * hid));
+                            st(hnb, ws.add(gbase + 3 * hid));
+                            st(hprev, ws.add(n * 4 * hid + row * hid + self.u0 + du));
+                        }
+                    }
+                }
+                du += V::LANES;
+            }
+        }
+    }
+}
+
+/// Region `k` of the workspace: (start, row width). RNN: h', h. LSTM: gates (4H), h, c,
+/// tanh c'. GRU: r z n hn (4H), h.
+#[inline(always)]
+fn ws_slot(cell: Cell, k: usize, n: usize, hid: usize) -> (usize, usize) {
+    match cell {
+        Cell::RnnTanh | Cell::RnnRelu => (k * n * hid, hid),
+        Cell::Lstm => {
+            if k < 4 {
+                // Gate k of the 4H-wide gate rows.
+                (k * hid, 4 * hid)
+            } else {
+                (n * 4 * hid + (k - 4) * n * hid, hid)
+            }
+        }
+        Cell::Gru => {
+            if k < 4 {
+                (k * hid, 4 * hid)
+            } else {
+                (n * 4 * hid, hid)
+            }
+        }
+    }
+}
+
+/// Gradients [`backward`] writes.
+pub struct Grads<'a, T> {
+    /// dx (T B, I), written (`accumulate_dx` false) or added to; absent when not needed.
+    pub dx: Option<&'a mut [T]>,
+    pub accumulate_dx: bool,
+    /// (B, H)
+    pub dh0: &'a mut [T],
+    /// (B, H), LSTM only.
+    pub dc0: Option<&'a mut [T]>,
+    /// (G H, I)
+    pub dw_ih: &'a mut [T],
+    /// (G H, H)
+    pub dw_hh: &'a mut [T],
+    /// (G H) each, when the layer has biases.
+    pub db_ih: Option<&'a mut [T]>,
+    pub db_hh: Option<&'a mut [T]>,
+}
+
+/// Backpropagation through time of one [`forward`] call that saved `ws`.
+///
+/// `g_out` is the gradient of `out` (same row layout: stride `ldg`, columns `goff ..
+/// goff + H`) or absent (zero); `g_hn` / `g_cn` those of h_n / c_n or absent. Gradient
+/// rows at padded steps are ignored (those outputs are constant zeros).
+pub fn backward<T: Float>(
+    cell: Cell,
+    d: &Dims,
+    x: &[T],
+    w_ih: &[T],
+    w_hh: &[T],
+    lengths: Option<&[usize]>,
+    ws: &[T],
+    g_out: Option<&[T]>,
+    ldg: usize,
+    goff: usize,
+    g_hn: Option<&[T]>,
+    g_cn: Option<&[T]>,
+    gr: Grads<T>,
+) -> Result<()> {
+    let op = OP_BWD;
+    let (n, gh) = check_common(op, cell, d, x, w_ih, w_hh, lengths)?;
+    let (bsz, hid) = (d.batch, d.hidden);
+    let bh = checked_product(op, &[bsz, hid])?;
+    let is_lstm = cell == Cell::Lstm;
+    exact(op, "workspace", workspace_len(cell, d)?, ws.len())?;
+    if let Some(go) = g_out {
+        check_view(op, "g_out", n, ldg, goff, hid, go.len())?;
+    }
+    if let Some(v) = g_hn {
+        exact(op, "g_hn", bh, v.len())?;
+    }
+    match (is_lstm, g_cn, &gr.dc0) {
+        (true, g_cn, Some(dc0)) => {
+            if let Some(v) = g_cn {
+                exact(op, "g_cn", bh, v.len())?;
+            }
+            exact(op, "dc0", bh, dc0.len())?;
+        }
+        (true, _, None) => return Err(invalid(op, "LSTM needs dc0".into())),
+        (false, Some(_), _) | (false, _, Some(_)) => {
+            return Err(invalid(
+                op,
+                format!(
+                    "{} has no cell state: g_cn / dc0 must be absent",
+                    cell.name()
+                ),
+            ))
+        }
+        _ => {}
+    }
+    exact(op, "dh0", bh, gr.dh0.len())?;
+    exact(op, "dweight_ih", w_ih.len(), gr.dw_ih.len())?;
+    exact(op, "dweight_hh", w_hh.len(), gr.dw_hh.len())?;
+    if let Some(dx) = &gr.dx {
+        exact(op, "dx", x.len(), dx.len())?;
+    }
+    for b in [&gr.db_ih, &gr.db_hh].into_iter().flatten() {
+        exact(op, "dbias", gh, b.len())?;
+    }
+    let Grads {
+        dx,
+        accumulate_dx,
+        dh0,
+        dc0,
+        dw_ih,
+        dw_hh,
+        db_ih,
+        db_hh,
+    } = gr;
+
+    if n == 0 || hid == 0 {
+        match g_hn {
+            Some(v) => dh0.copy_from_slice(v),
+            None => dh0.fill(T::ZERO),
+        }
+        if let Some(dc0) = dc0 {
+            match g_cn {
+                Some(v) => dc0.copy_from_slice(v),
+                None => dc0.fill(T::ZERO),
+            }
+        }
+        dw_ih.fill(T::ZERO);
+        dw_hh.fill(T::ZERO);
+        for b in [db_ih, db_hh].into_iter().flatten() {
+            b.fill(T::ZERO);
+        }
+        if let Some(dx) = dx {
+            if !accumulate_dx {
+                dx.fill(T::ZERO);
+            }
+        }
+        return Ok(());
+    }
+
+    let ub = UNIT_BLOCK.min(hid);
+    let blocks = hid.div_ceil(ub);
+    // Gradients of the pre-activations, rows in x's order; GRU has a second set for the
+    // recurrent side (its n block is scaled by r).
+    let mut dg_ih = vec![T::ZERO; n * gh];
+    let mut dg_hh = if cell == Cell::Gru {
+        vec![T::ZERO; n * gh]
+    } else {
+        Vec::new()
+    };
+    // The carried gradient of the state, per unit block (B x w_j at B u0).
+    let mut pend = vec![T::ZERO; bh];
+    if let Some(v) = g_hn {
+        for j in 0..blocks {
+            let u0 = j * ub;
+            let wdt = ub.min(hid - u0);
+            for b in 0..bsz {
+                pend[bsz * u0 + b * wdt..][..wdt].copy_from_slice(&v[b * hid + u0..][..wdt]);
+            }
+        }
+    }
+    let mut dc = match g_cn {
+        Some(v) if is_lstm => v.to_vec(),
+        _ => vec![T::ZERO; if is_lstm { bh } else { 0 }],
+    };
+    let level = simd::level();
+    let failed = AtomicBool::new(false);
+    let pend_ptr = SendPtr::new(&mut pend);
+    let dc_ptr = SendPtr::new(&mut dc);
+    let dgi_ptr = SendPtr::new(&mut dg_ih);
+    let dgh_ptr = SendPtr::new(&mut dg_hh);
+    let gru = cell == Cell::Gru;
+    let brow = d.brow();
+
+    // Positions s = T .. 0: first (s < T) add dG(s) W_hh, the recurrent gradient of the
+    // step at position s, to the carried gradient; then (s > 0) run the gate backward of
+    // the step at position s - 1.
+    for s in (0..=d.seq).rev() {
+        threading::run_tasks(blocks, |j| {
+            let u0 = j * ub;
+            let wdt = ub.min(hid - u0);
+            // SAFETY: block j's part of pend (B x wdt at B u0) is inside pend and only this
+            // task touches it.
+            let pend_j =
+                unsafe { std::slice::from_raw_parts_mut(pend_ptr.get().add(bsz * u0), bsz * wdt) };
+            if s < d.seq {
+                // Rows of the step at position s, all gates.
+                let t1 = d.time(s);
+                let r0 = d.row(t1, 0);
+                let len = (bsz - 1) * brow * gh + gh;
+                let base = if gru { dgh_ptr.get() } else { dgi_ptr.get() };
+                // SAFETY: rows row(t1, b) = r0 + b brow of the T B x G H gradient, written
+                // by the previous job (finished); this job only writes rows of step s.
+                let a = unsafe { std::slice::from_raw_parts(base.add(r0 * gh), len) };
+                let r = gemm::gemm_with_level(
+                    level,
+                    Mode::Inline,
+                    false,
+                    false,
+                    bsz,
+                    wdt,
+                    gh,
+                    T::ONE,
+                    a,
+                    brow * gh,
+                    &w_hh[u0..],
+                    hid,
+                    T::ONE,
+                    pend_j,
+                    wdt,
+                );
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+            if s == 0 {
+                return;
+            }
+            let k = BwdStep {
+                cell,
+                d: *d,
+                t: d.time(s - 1),
+                u0,
+                wdt,
+                lengths,
+                ws: ws.as_ptr(),
+                g_out: g_out.map(|v| v.as_ptr()),
+                ldg,
+                goff,
+                pend: pend_j.as_mut_ptr(),
+                dc: dc_ptr.get(),
+                dg_ih: dgi_ptr.get(),
+                dg_hh: if gru { Some(dgh_ptr.get()) } else { None },
+            };
+            dispatch::<T, _>(level, k);
+        });
+        if failed.load(Ordering::Relaxed) {
+            return Err(invalid(
+                op,
+                "internal error: a per-step GEMM was rejected".into(),
+            ));
+        }
+    }
+    // dh0 from the blocked layout; dc0.
+    for j in 0..blocks {
+        let u0 = j * ub;
+        let wdt = ub.min(hid - u0);
+        for b in 0..bsz {
+            dh0[b * hid + u0..][..wdt].copy_from_slice(&pend[bsz * u0 + b * wdt..][..wdt]);
+        }
+    }
+    if let Some(dc0) = dc0 {
+        dc0.copy_from_slice(&dc);
+    }
+
+    // Weight and input gradients: GEMMs over all rows.
+    let dgh: &[T] = if gru { &dg_hh } else { &dg_ih };
+    let hprev = &ws[ws_slot(cell, hprev_slot(cell), n, hid).0..][..n * hid];
+    if let Some(dx) = dx {
+        let beta = if accumulate_dx { T::ONE } else { T::ZERO };
+        gemm::gemm(
+            false,
+            false,
+            n,
+            d.input,
+            gh,
+            T::ONE,
+            &dg_ih,
+            gh,
+            w_ih,
+            d.input,
+            beta,
+            dx,
+            d.input,
+        )?;
+    }
+    gemm::gemm(
+        true,
+        false,
+        gh,
+        d.input,
+        n,
+        T::ONE,
+        &dg_ih,
+        gh,
+        x,
+        d.input,
+        T::ZERO,
+        dw_ih,
+        d.input,
+    )?;
+    gemm::gemm(
+        true,
+        false,
+        gh,
+        hid,
+        n,
+        T::ONE,
+        dgh,
+        gh,
+        hprev,
+        hid,
+        T::ZERO,
+        dw_hh,
+        hid,
+    )?;
+    if let Some(db) = db_ih {
+        column_sums(&dg_ih, n, gh, db)?;
+    }
+    if let Some(db) = db_hh {
+        column_sums(dgh, n, gh, db)?;
+    }
+    Ok(())
+}
+
+/// The workspace region holding the state each step started from.
+fn hprev_slot(cell: Cell) -> usize {
+    match cell {
+        Cell::RnnTanh | Cell::RnnRelu => 1,
+        Cell::Lstm => 4,
+        Cell::Gru => 4,
+    }
+}
+
+/// The fused gate backward of one time step for units u0 .. u0 + wdt of every row.
+struct BwdStep<'a, T> {
+    cell: Cell,
+    d: Dims,
+    t: usize,
+    u0: usize,
+    wdt: usize,
+    lengths: Option<&'a [usize]>,
+    ws: *const T,
+    g_out: Option<*const T>,
+    ldg: usize,
+    goff: usize,
+    /// This block's carried gradient (B x wdt), in: dL/dh after step t; out: the direct
+    /// part of dL/dh before step t (the W_hh part is added by the next job).
+    pend: *mut T,
+    dc: *mut T,
+    dg_ih: *mut T,
+    dg_hh: Option<*mut T>,
+}
+
+impl<T: Float> Kernel for BwdStep<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    unsafe fn run<V: Simd>(self) {
+        // SAFETY (whole body): V::E == T (see FwdStep). Rows row(t, b) < T B, units
+        // u0 + du < H, ws regions as written by `forward`, g_out checked by `backward`;
+        // this task writes only units u0 .. u0 + wdt of rows of step t in dg_ih / dg_hh,
+        // its own pend block and its units of dc.
+        let e = |p: *const T| p as *const V::E;
+        let em = |p: *mut T| p as *mut V::E;
+        let d = &self.d;
+        let (hid, wdt) = (d.hidden, self.wdt);
+        let g = self.cell.gates();
+        let n = d.seq * d.batch;
+        let gh = g * hid;
+        let zero = V::splat(V::E::ZERO);
+        let one = V::splat(V::E::ONE);
+        let ws = e(self.ws);
+        for b in 0..d.batch {
+            let row = d.row(self.t, b);
+            let on = active(self.lengths, b, self.t);
+            let pend = em(self.pend).add(b * wdt);
+            let dgi = em(self.dg_ih).add(row * gh + self.u0);
+            let dgh = self.dg_hh.map(|p| em(p).add(row * gh + self.u0));
+            let mut du = 0;
+            while du < wdt {
+                let m = (wdt - du).min(V::LANES);
+                let ld = |p: *const V::E| {
+                    if m == V::LANES {
+                        V::load(p)
+                    } else {
+                        V::load_partial(p, m, V::E::ZERO)
+                    }
+                };
+                let st = |v: V, p: *mut V::E| {
+                    if m == V::LANES {
+                        v.store(p)
+                    } else {
+                        v.store_partial(p, m)
+                    }
+                };
+                if !on {
+                    for q in 0..g {
+                        st(zero, dgi.add(q * hid + du));
+                        if let Some(p) = dgh {
+                            st(zero, p.add(q * hid + du));
+                        }
+                    }
+                    du += V::LANES;
+                    continue;
+                }
+                let mut dh = ld(pend.add(du));
+                if let Some(go) = self.g_out {
+                    dh = dh.add(ld(e(go).add(row * self.ldg + self.goff + self.u0 + du)));
+                }
+                let u = self.u0 + du;
+                match self.cell {
+                    Cell::RnnTanh | Cell::RnnRelu => {
+                        let y = ld(ws.add(row * hid + u));
+                        let dp = if self.cell == Cell::RnnTanh {
+                            dh.mul(one.sub(y.mul(y)))
+                        } else {
+                            V::select(y.gt(zero), dh, zero)
+                        };
+                        st(dp, dgi.add(du));
+                        st(zero, pend.add(du));
+                    }
+                    Cell::Lstm => {
+                        let gb = ws.add(row * gh + u);
+                        let (ig, fg, gg, og) = (
+                            ld(gb),
+                            ld(gb.add(hid)),
+                            ld(gb.add(2 * hid)),
+                            ld(gb.add(3 * hid)),
+                        );
+                        let base = row * hid + u;
+                        let cprev = ld(ws.add(n * (gh + hid) + base));
+                        let tc = ld(ws.add(n * (gh + 2 * hid) + base));
+                        let dcp = em(self.dc).add(b * hid + u);
+                        // dc = dc_carry + dh o (1 - tanh² c')
+                        let dcv = dh.mul(og).mul_add(one.sub(tc.mul(tc)), ld(dcp));
+                        let dpo = dh.mul(tc).mul(og.mul(one.sub(og)));
+                        let dpi = dcv.mul(gg).mul(ig.mul(one.sub(ig)));
+                        let dpg = dcv.mul(ig).mul(one.sub(gg.mul(gg)));
+                        let dpf = dcv.mul(cprev).mul(fg.mul(one.sub(fg)));
+                        st(dpi, dgi.add(du));
+                        st(dpf, dgi.add(hid + du));
+                        st(dpg, dgi.add(2 * hid + du));
+                        st(dpo, dgi.add(3 * hid + du));
+                        st(dcv.mul(fg), dcp);
+                        st(zero, pend.add(du));
+                    }
+                    Cell::Gru => {
+                        let gb = ws.add(row * 4 * hid + u);
+                        let (r, z, nn, hnb) = (
+                            ld(gb),
+                            ld(gb.add(hid)),
+                            ld(gb.add(2 * hid)),
+                            ld(gb.add(3 * hid)),
+                        );
+                        let hprev = ld(ws.add(n * 4 * hid + row * hid + u));
+                        let dz = dh.mul(hprev.sub(nn));
+                        let dn = dh.mul(one.sub(z));
+                        let dpn = dn.mul(one.sub(nn.mul(nn)));
+                        let dpr = dpn.mul(hnb).mul(r.mul(one.sub(r)));
+                        let dpz = dz.mul(z.mul(one.sub(z)));
+                        st(dpr, dgi.add(du));
+                        st(dpz, dgi.add(hid + du));
+                        st(dpn, dgi.add(2 * hid + du));
+                        if let Some(p) = dgh {
+                            st(dpr, p.add(du));
+                            st(dpz, p.add(hid + du));
+                            st(dpn.mul(r), p.add(2 * hid + du));
+                        }
+                        st(dh.mul(z), pend.add(du));
+                    }
+                }
+                du += V::LANES;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::threading::with_threads;
+
+    fn rng(seed: u64, n: usize, scale: f64) -> Vec<f64> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    struct Case {
+        cell: Cell,
+        d: Dims,
+        x: Vec<f64>,
+        w_ih: Vec<f64>,
+        w_hh: Vec<f64>,
+        b_ih: Vec<f64>,
+        b_hh: Vec<f64>,
+        h0: Vec<f64>,
+        c0: Vec<f64>,
+        lengths: Vec<usize>,
+    }
+
+    fn case(cell: Cell, reverse: bool, batch_first: bool) -> Case {
+        let d = Dims {
+            seq: 5,
+            batch: 3,
+            input: 4,
+            hidden: 70,
+            batch_first,
+            reverse,
+        };
+        let gh = cell.gates() * d.hidden;
+        Case {
+            cell,
+            d,
+            x: rng(1, d.seq * d.batch * d.input, 1.0),
+            w_ih: rng(2, gh * d.input, 0.3),
+            w_hh: rng(3, gh * d.hidden, 0.1),
+            b_ih: rng(4, gh, 0.2),
+            b_hh: rng(5, gh, 0.2),
+            h0: rng(6, d.batch * d.hidden, 0.5),
+            c0: rng(7, d.batch * d.hidden, 0.5),
+            lengths: vec![5, 2, 4],
+        }
+    }
+
+    /// Forward and backward (loss = sum of out * gout + h_n * ghn + c_n * gcn), all
+    /// outputs concatenated.
+    fn run(c: &Case) -> (Vec<f64>, f64) {
+        let d = &c.d;
+        let n = d.seq * d.batch;
+        let lstm = c.cell == Cell::Lstm;
+        let bh = d.batch * d.hidden;
+        let w = Weights {
+            w_ih: &c.w_ih,
+            w_hh: &c.w_hh,
+            b_ih: Some(&c.b_ih),
+            b_hh: Some(&c.b_hh),
+        };
+        let mut out = vec![0.0; n * d.hidden];
+        let mut hn = vec![0.0; bh];
+        let mut cn = vec![0.0; bh];
+        let mut ws = vec![0.0; workspace_len(c.cell, d).unwrap()];
+        forward(
+            c.cell,
+            d,
+            &c.x,
+            &w,
+            Some(&c.h0),
+            lstm.then_some(&c.c0[..]),
+            Some(&c.lengths),
+            &mut out,
+            d.hidden,
+            0,
+            &mut hn,
+            lstm.then_some(&mut cn[..]),
+            Some(&mut ws),
+        )
+        .unwrap();
+        let gout = rng(8, n * d.hidden, 1.0);
+        let ghn = rng(9, bh, 1.0);
+        let gcn = rng(10, bh, 1.0);
+        let mut loss = 0.0;
+        for (a, b) in out.iter().zip(&gout) {
+            loss += a * b;
+        }
+        for (a, b) in hn.iter().zip(&ghn) {
+            loss += a * b;
+        }
+        if lstm {
+            for (a, b) in cn.iter().zip(&gcn) {
+                loss += a * b;
+            }
+        }
+        let gh = c.cell.gates() * d.hidden;
+        let mut dx = vec![0.0; c.x.len()];
+        let mut dh0 = vec![0.0; bh];
+        let mut dc0 = vec![0.0; bh];
+        let mut dwi = vec![0.0; c.w_ih.len()];
+        let mut dwh = vec![0.0; c.w_hh.len()];
+        let mut dbi = vec![0.0; gh];
+        let mut dbh = vec![0.0; gh];
+        backward(
+            c.cell,
+            d,
+            &c.x,
+            &c.w_ih,
+            &c.w_hh,
+            Some(&c.lengths),
+            &ws,
+            Some(&gout),
+            d.hidden,
+            0,
+            Some(&ghn),
+            lstm.then_some(&gcn[..]),
+            Grads {
+                dx: Some(&mut dx),
+                accumulate_dx: false,
+                dh0: &mut dh0,
+                dc0: lstm.then_some(&mut dc0[..]),
+                dw_ih: &mut dwi,
+                dw_hh: &mut dwh,
+                db_ih: Some(&mut dbi),
+                db_hh: Some(&mut dbh),
+            },
+        )
+        .unwrap();
+        let mut all = out;
+        for v in [hn, cn, dx, dh0, dc0, dwi, dwh, dbi, dbh] {
+            all.extend(v);
+        }
+        (all, loss)
+    }
+
+    #[test]
+    fn deterministic_across_threads_and_matches_finite_differences() {
+        for cell in [Cell::RnnTanh, Cell::RnnRelu, Cell::Lstm, Cell::Gru] {
+            for (reverse, bf) in [(false, false), (true, true)] {
+                let c = case(cell, reverse, bf);
+                let (a1, _) = with_threads(1, || run(&c));
+                let (a2, _) = with_threads(2, || run(&c));
+                let (a3, _) = with_threads(3, || run(&c));
+                assert!(a1.iter().zip(&a2).all(|(p, q)| p.to_bits() == q.to_bits()));
+                assert!(a1.iter().zip(&a3).all(|(p, q)| p.to_bits() == q.to_bits()));
+                // Finite differences on a few entries of w_hh and x.
+                let d = &c.d;
+                let n = d.seq * d.batch;
+                let bh = d.batch * d.hidden;
+                let off_dx = n * d.hidden + 2 * bh;
+                let off_dwh = off_dx + c.x.len() + 2 * bh + c.w_ih.len();
+                for (which, idx) in [(0usize, 3usize), (0, 17), (1, 5), (1, 41)] {
+                    let eps = 1e-6;
+                    let mut cp = case(cell, reverse, bf);
+                    let mut cm = case(cell, reverse, bf);
+                    if which == 0 {
+                        cp.w_hh[idx] += eps;
+                        cm.w_hh[idx] -= eps;
+                    } else {
+                        cp.x[idx] += eps;
+                        cm.x[idx] -= eps;
+                    }
+                    let num = (run(&cp).1 - run(&cm).1) / (2.0 * eps);
+                    let ana = if which == 0 {
+                        a1[off_dwh + idx]
+                    } else {
+                        a1[off_dx + idx]
+                    };
+                    assert!(
+                        (num - ana).abs() < 1e-6 * (1.0 + num.abs()),
+                        "{cell:?} rev={reverse} which={which} idx={idx}: {num} vs {ana}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_lengths_are_errors() {
+        let c = case(Cell::Gru, false, false);
+        let d = &c.d;
+        let w = Weights {
+            w_ih: &c.w_ih,
+            w_hh: &c.w_hh,
+            b_ih: None,
+            b_hh: None,
+        };
+        let mut out = vec![0.0; d.seq * d.batch * d.hidden];
+        let mut hn = vec![0.0; d.batch * d.hidden];
+        for lens in [vec![6usize, 1, 1], vec![0, 1, 1], vec![1, 1]] {
+            let r = forward(
+                Cell::Gru,
+                d,
+                &c.x,
+                &w,
+                None,
+                None,
+                Some(&lens),
+                &mut out,
+                d.hidden,
+                0,
+                &mut hn,
+                None,
+                None,
+            );
+            assert!(r.is_err());
+        }
+        let r = forward(
+            Cell::Gru,
+            d,
+            &c.x,
+            &w,
+            None,
+            None,
+            None,
+            &mut out,
+            d.hidden,
+            1,
+            &mut hn,
+            None,
+            None,
+        );
+        assert!(r.is_err(), "offset past the row stride");
+    }
+}
