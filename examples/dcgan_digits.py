@@ -74,7 +74,7 @@ def run(epochs: int = 60, seed: int = 0, batch_size: int = 64, latent: int = 32,
     digits = datasets.load_digits()
     X = (digits.data / 8.0 - 1.0).astype(np.float32)  # 0..16 -> [-1, 1]
     images = X.reshape(-1, 1, 8, 8)
-    gan = GAN(generator(latent, c1, c2), discriminator(), (latent, 1, 1), label_smoothing=0.1)
+    gan = GAN(generator(latent, c1, c2), discriminator(c2, c1), (latent, 1, 1), label_smoothing=0.1)
     gan.fit(images, epochs=epochs, batch_size=batch_size, verbose=verbose)
     samples = gan.sample(1000)
     clf, real_conf, real_acc = judge(X, digits.target, seed, judge_epochs)

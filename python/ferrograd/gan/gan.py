@@ -21,7 +21,6 @@ et al. 2016): only the real targets move (to 1 - label_smoothing). z is standard
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -336,12 +335,16 @@ class GAN(nn.Module):
         return np.concatenate(out, axis=0)
 
     def discriminate(self, x: Any) -> np.ndarray:
-        """The discriminator's probability (N,) that each sample of ``x`` is real (eval
-        mode, no grad)."""
-        arr = x.data if isinstance(x, Tensor) else np.asarray(x, dtype=_param_dtype(self.discriminator))
+        """The discriminator's probability that ``x`` (N, *sample_shape) is real: (N,), or
+        (N / pack,) one per pack with packing (N must be a multiple of ``pack``); eval
+        mode, no grad."""
+        arr = x.data if isinstance(x, Tensor) else np.asarray(x)
+        arr = np.ascontiguousarray(arr.astype(_param_dtype(self.discriminator), copy=False))
+        if arr.ndim < 1 or arr.shape[0] % self.pack:
+            raise ValueError(f"GAN.discriminate: expected (N, ...) samples with N a multiple of pack={self.pack}, given shape {arr.shape}")
         with _Modes(self.discriminator):
-            logits = self.discriminator(Tensor._wrap(np.ascontiguousarray(arr.astype(_param_dtype(self.discriminator), copy=False))))
-        return F._sigmoid_np(logits.data.reshape(arr.shape[0]))
+            logits = self.discriminator(self._pack(Tensor._wrap(arr)))
+        return F._sigmoid_np(logits.data.reshape(arr.shape[0] // self.pack))
 
     def save(self, path: Any) -> None:
         """Writes both networks and both optimizers' states to ``path`` (safetensors,

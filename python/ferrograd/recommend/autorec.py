@@ -21,7 +21,6 @@ import numpy as np
 
 from .. import nn
 from .. import optim
-from .._random import generator as _library_generator
 from ..autograd import no_grad
 from ..tensor import Tensor, where
 from .base import Recommender

@@ -24,7 +24,7 @@ no grad). ``save`` / ``load`` go through the state dict and safetensors.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
