@@ -1,9 +1,9 @@
 """A DCGAN (Radford et al. 2016) on the 8x8 handwritten digits shipped with ferrograd.
 
-Images are scaled to [-1, 1]. Generator: z (32, 1, 1) -> ConvTranspose2d(32, 128, 2) ->
-2x2 -> ConvTranspose2d(128, 64, 4, stride 2, padding 1) -> 4x4 -> ConvTranspose2d(64, 1,
-4, 2, 1) -> 8x8, BatchNorm + ReLU between, Tanh at the end. Discriminator: Conv2d(1, 64,
-4, 2, 1) -> 4x4 -> Conv2d(64, 128, 4, 2, 1) -> 2x2 -> Conv2d(128, 1, 2) -> one logit,
+Images are scaled to [-1, 1]. Generator: z (32, 1, 1) -> ConvTranspose2d(32, 64, 2) ->
+2x2 -> ConvTranspose2d(64, 32, 4, stride 2, padding 1) -> 4x4 -> ConvTranspose2d(32, 1,
+4, 2, 1) -> 8x8, BatchNorm + ReLU between, Tanh at the end. Discriminator: Conv2d(1, 32,
+4, 2, 1) -> 4x4 -> Conv2d(32, 64, 4, 2, 1) -> 2x2 -> Conv2d(64, 1, 2) -> one logit,
 LeakyReLU(0.2) and BatchNorm. Adam(2e-4, betas (0.5, 0.999)), one-sided label smoothing
 0.1.
 
@@ -32,7 +32,7 @@ from ferrograd import datasets, train
 from ferrograd.gan import GAN
 
 
-def generator(latent: int = 32, c1: int = 128, c2: int = 64) -> nn.Sequential:
+def generator(latent: int = 32, c1: int = 64, c2: int = 32) -> nn.Sequential:
     """z (N, latent, 1, 1) -> images (N, 1, 8, 8) in [-1, 1]."""
     return nn.Sequential(
         nn.ConvTranspose2d(latent, c1, 2, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),           # 1 -> 2
@@ -41,7 +41,7 @@ def generator(latent: int = 32, c1: int = 128, c2: int = 64) -> nn.Sequential:
     )
 
 
-def discriminator(c1: int = 64, c2: int = 128) -> nn.Sequential:
+def discriminator(c1: int = 32, c2: int = 64) -> nn.Sequential:
     """images (N, 1, 8, 8) -> logits (N, 1)."""
     return nn.Sequential(
         nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.LeakyReLU(0.2),                             # 8 -> 4
@@ -66,7 +66,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def run(epochs: int = 60, seed: int = 0, batch_size: int = 64, latent: int = 32, c1: int = 128, c2: int = 64,
+def run(epochs: int = 60, seed: int = 0, batch_size: int = 64, latent: int = 32, c1: int = 64, c2: int = 32,
         out_dir: Optional[str] = ".", verbose: int = 1, judge_epochs: int = 40) -> Dict[str, float]:
     """Trains the DCGAN; returns classes produced, confidences and seconds."""
     t0 = time.perf_counter()
