@@ -23,8 +23,9 @@ observations -> a batch of actions) and the three persistence hooks
 :meth:`BaseAgent._record_episode`) are shared so every agent seeds, reports and logs alike.
 
 Saving writes one safetensors file (through :mod:`ferrograd.serialization`: atomic, no
-pickle): the arrays from ``_state_arrays()`` plus JSON metadata (class name,
-hyper-parameters, history, timestep count, generator state, the spaces).
+pickle): the arrays from ``_state_arrays()`` and the history (episode returns, lengths,
+timesteps) as tensors, plus JSON metadata (class name, hyper-parameters, timestep count,
+generator state, the spaces).
 """
 
 from __future__ import annotations
@@ -595,8 +596,8 @@ class BaseAgent:
 
     def save(self, path: PathLike) -> None:
         """Saves the agent to ``path`` (safetensors, atomic, no pickle): the arrays of
-        ``_state_arrays()`` and JSON metadata (class name, hyper-parameters, history,
-        timestep count, generator state and spaces)."""
+        ``_state_arrays()`` and the history as tensors, and JSON metadata (class name,
+        hyper-parameters, timestep count, generator state and spaces)."""
         name = type(self).__name__
         arrays = {k: np.asarray(v) for k, v in self._state_arrays().items()}
         for k in arrays:
@@ -611,11 +612,6 @@ class BaseAgent:
             "class": name,
             "hyperparameters": hp,
             "num_timesteps": int(self.num_timesteps),
-            "history": {
-                "episode_returns": [float(x) for x in self.history["episode_returns"]],
-                "episode_lengths": [int(x) for x in self.history["episode_lengths"]],
-                "timesteps": [int(x) for x in self.history["timesteps"]],
-            },
             "rng_state": json.dumps(self.rng.bit_generator.state),
             "observation_space": _space_to_json(self.observation_space, space_arrays, "observation_space"),
             "action_space": _space_to_json(self.action_space, space_arrays, "action_space"),
@@ -624,7 +620,13 @@ class BaseAgent:
             json.dumps(meta, allow_nan=True)
         except TypeError as e:
             raise TypeError(f"{name}.save: hyperparameters must be JSON-serialisable ({e})") from None
-        serialization.save({"meta": meta, "arrays": arrays, "spaces": space_arrays}, path)
+        # the history as arrays (compact; a JSON list of 10^5 episodes would bloat the header)
+        history = {
+            "episode_returns": np.asarray(self.history["episode_returns"], np.float64).reshape(-1),
+            "episode_lengths": np.asarray(self.history["episode_lengths"], np.int64).reshape(-1),
+            "timesteps": np.asarray(self.history["timesteps"], np.int64).reshape(-1),
+        }
+        serialization.save({"meta": meta, "arrays": arrays, "spaces": space_arrays, "history": history}, path)
 
     @classmethod
     def load(cls, path: PathLike, env: Any = None, **overrides: Any) -> "BaseAgent":
@@ -668,11 +670,14 @@ class BaseAgent:
         agent = target._construct(env, hp)
         agent._load_state_arrays(dict(tree["arrays"]))
         agent.num_timesteps = int(meta.get("num_timesteps", 0))
-        hist = meta.get("history") or {}
+        hist = tree.get("history") or {}
+        if not isinstance(hist, dict) or not all(isinstance(hist.get(k, np.zeros(0)), np.ndarray) for k in
+                                                 ("episode_returns", "episode_lengths", "timesteps")):
+            raise ValueError(f"{where}: the saved history is malformed")
         agent.history = {
-            "episode_returns": [float(x) for x in hist.get("episode_returns", [])],
-            "episode_lengths": [int(x) for x in hist.get("episode_lengths", [])],
-            "timesteps": [int(x) for x in hist.get("timesteps", [])],
+            "episode_returns": np.asarray(hist.get("episode_returns", np.zeros(0)), np.float64).tolist(),
+            "episode_lengths": np.asarray(hist.get("episode_lengths", np.zeros(0)), np.int64).tolist(),
+            "timesteps": np.asarray(hist.get("timesteps", np.zeros(0)), np.int64).tolist(),
         }
         if "seed" not in overrides and isinstance(meta.get("rng_state"), str):
             try:
