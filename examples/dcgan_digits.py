@@ -13,7 +13,8 @@ generator produces (with at least 3 % of the samples each) and the classifier's 
 confidence on generated digits beside its confidence on real held-out digits. It writes
 dcgan_digits.png (a 8 x 8 grid of samples) when matplotlib is available.
 
-    python examples/dcgan_digits.py [--epochs 60] [--seed 0] [--out DIR] [--quiet]
+    python examples/dcgan_digits.py [--epochs 60] [--seed 0] [--channels 64 32] [--judge-epochs 40]
+                                    [--out DIR] [--quiet]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -104,14 +105,17 @@ def run(epochs: int = 60, seed: int = 0, batch_size: int = 64, latent: int = 32,
     return out
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--channels", type=int, nargs=2, default=(64, 32), metavar=("C1", "C2"))
+    ap.add_argument("--judge-epochs", type=int, default=40)
     ap.add_argument("--out", default=".")
     ap.add_argument("--quiet", action="store_true")
-    a = ap.parse_args()
-    r = run(epochs=a.epochs, seed=a.seed, out_dir=a.out, verbose=0 if a.quiet else 1)
+    a = ap.parse_args(argv)
+    r = run(epochs=a.epochs, seed=a.seed, c1=a.channels[0], c2=a.channels[1], out_dir=a.out,
+            verbose=0 if a.quiet else 1, judge_epochs=a.judge_epochs)
     print(f"final losses: d_loss {r['d_loss']:.3f}, g_loss {r['g_loss']:.3f}")
     print(f"digit classes generated (>= 3 % of 1,000 samples each): {r['classes']} of 10; shares {r['share']}")
     print(f"judge's mean confidence: generated {r['fake_confidence']:.3f}, real held-out {r['real_confidence']:.3f} "
@@ -119,6 +123,7 @@ def main() -> None:
     if "png" in r:
         print(f"wrote {r['png']}")
     print(f"time: {r['seconds']:.1f} s")
+    return r
 
 
 if __name__ == "__main__":

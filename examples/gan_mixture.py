@@ -15,7 +15,7 @@ nearest mode's centre; a mode is *covered* when at least 1 % of the high-quality
 fraction of high-quality samples (goal: more than half), and writes gan_mixture.png (real
 and generated points) when matplotlib is available.
 
-    python examples/gan_mixture.py [--epochs 50] [--seed 0] [--out DIR] [--quiet]
+    python examples/gan_mixture.py [--epochs 50] [--seed 0] [--points 32000] [--width 128] [--out DIR] [--quiet]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -103,17 +103,20 @@ def run(epochs: int = 50, seed: int = 0, n_data: int = 32_000, batch_size: int =
     return stats
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--points", type=int, default=32_000)
+    ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--out", default=".")
     ap.add_argument("--quiet", action="store_true")
-    a = ap.parse_args()
-    s = run(epochs=a.epochs, seed=a.seed, out_dir=a.out, verbose=0 if a.quiet else 1)
+    a = ap.parse_args(argv)
+    s = run(epochs=a.epochs, seed=a.seed, n_data=a.points, width=a.width, out_dir=a.out, verbose=0 if a.quiet else 1)
     print(f"modes covered: {s['modes_covered']} of 8 (goal >= 7); samples per mode {s['counts']}")
     print(f"high-quality samples (within 3 std of a mode): {s['high_quality']:.1%} (goal > 50%)")
     print(f"time: {s['seconds']:.1f} s")
+    return s
 
 
 if __name__ == "__main__":

@@ -14,14 +14,15 @@ top-10 task, where which items get rated at all is mostly popularity).
 Goals: AutoRec's RMSE below the bias baseline's; RBMRecommender's precision@10 above the
 popularity baseline's (the "test" protocol).
 
-    python examples/recommend.py [--seed 0] [--quiet]
+    python examples/recommend.py [--seed 0] [--quiet] [--users 943 --items 1682 --ratings 100000
+                                 --rbm-epochs 30 --autorec-epochs 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Dict
+from typing import Dict, List, Optional
 
 import ferrograd as fg
 from ferrograd import recommend as rc
@@ -68,12 +69,18 @@ def run(n_users: int = 943, n_items: int = 1682, n_ratings: int = 100_000, seed:
     return results
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--users", type=int, default=943)
+    ap.add_argument("--items", type=int, default=1682)
+    ap.add_argument("--ratings", type=int, default=100_000)
+    ap.add_argument("--rbm-epochs", type=int, default=30)
+    ap.add_argument("--autorec-epochs", type=int, default=30)
     ap.add_argument("--quiet", action="store_true")
-    a = ap.parse_args()
-    run(seed=a.seed, verbose=0 if a.quiet else 1)
+    a = ap.parse_args(argv)
+    return run(a.users, a.items, a.ratings, seed=a.seed, rbm_epochs=a.rbm_epochs, autorec_epochs=a.autorec_epochs,
+               verbose=0 if a.quiet else 1)
 
 
 if __name__ == "__main__":

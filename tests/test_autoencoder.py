@@ -176,6 +176,15 @@ def test_conv_autoencoder_over_any_modules(tmp_path):
     assert ae.encode(X[:3]).shape == (3, 4, 4, 4) and ae.reconstruct(X[:3]).shape == (3, 1, 8, 8)
     with pytest.raises(ValueError, match=r"expected input of shape \(N, 1, 8, 8\), given shape \(2, 1, 8, 7\)"):
         ae.encode(np.zeros((2, 1, 8, 7)))
+    assert ae.code_shape_ == (4, 4, 4)
+    with pytest.raises(ValueError, match=r"decode: expected codes of shape \(N, 4, 4, 4\), given shape \(2, 4, 3, 3\)"):
+        ae.decode(np.zeros((2, 4, 3, 3)))
+    path = tmp_path / "conv.safetensors"
+    ae.save(path)
+    fresh = DenoisingAutoEncoder(nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU()),
+                                 nn.Sequential(nn.ConvTranspose2d(4, 1, 4, stride=2, padding=1))).load(path)
+    assert fresh.code_shape_ == (4, 4, 4) and fresh.input_shape_ == (1, 8, 8)
+    np.testing.assert_array_equal(fresh.reconstruct(X[:3]), ae.reconstruct(X[:3]))
 
 
 def test_save_load_roundtrip(tmp_path):

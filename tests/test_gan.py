@@ -187,24 +187,27 @@ def _example(name):
     return mod
 
 
-def test_gan_mixture_example_smoke(tmp_path):
+def test_gan_mixture_example_smoke(tmp_path, capsys):
     ex = _example("gan_mixture")
     # the mode statistics on hand-made samples
     c = ex.ring_centers()
     pts = np.concatenate([c[:7] + 0.01, c[:1] + 1.0])  # 7 modes hit, one far point
     s = ex.mode_stats(np.repeat(pts, 30, axis=0), std=0.05)
     assert s["modes_covered"] == 7 and abs(s["high_quality"] - 7 / 8) < 1e-12
-    r = ex.run(epochs=1, n_data=512, batch_size=128, width=16, out_dir=None, verbose=0)
+    r = ex.main(["--epochs", "1", "--points", "512", "--width", "16", "--out", str(tmp_path), "--quiet"])
     assert 0 <= r["modes_covered"] <= 8 and 0.0 <= r["high_quality"] <= 1.0
+    out = capsys.readouterr().out
+    assert "modes covered:" in out and "high-quality samples" in out
 
 
-def test_dcgan_example_smoke(tmp_path):
+def test_dcgan_example_smoke(tmp_path, capsys):
     ex = _example("dcgan_digits")
     G, D = ex.generator(8, 8, 4), ex.discriminator(4, 8)
     z = fg.randn(2, 8, 1, 1)
     assert G(z).shape == (2, 1, 8, 8) and D(G(z)).shape == (2, 1)
-    r = ex.run(epochs=1, latent=8, c1=8, c2=4, out_dir=str(tmp_path), verbose=0, judge_epochs=1)
+    r = ex.main(["--epochs", "1", "--channels", "8", "4", "--judge-epochs", "1", "--out", str(tmp_path), "--quiet"])
     assert 0 <= r["classes"] <= 10
+    assert "digit classes generated" in capsys.readouterr().out
     try:
         import matplotlib  # noqa: F401
     except ImportError:

@@ -417,7 +417,7 @@ def test_recommend_example_smoke(capsys):
     spec = importlib.util.spec_from_file_location("recommend_example", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    res = mod.run(n_users=80, n_items=60, n_ratings=1500, rbm_epochs=2, autorec_epochs=2, verbose=0)
+    res = mod.main(["--users", "80", "--items", "60", "--ratings", "1500", "--rbm-epochs", "2", "--autorec-epochs", "2", "--quiet"])
     for name in ("bias", "popularity", "autorec", "rbm"):
         assert name in res
     out = capsys.readouterr().out

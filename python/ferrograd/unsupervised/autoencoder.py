@@ -90,7 +90,8 @@ class AutoEncoder(nn.Module):
         input_shape: the shape of one input (without N), checked by every method; taken
             from the data at the first ``fit`` when not given.
 
-    Attributes: ``input_shape_`` (after fit), ``optimizer_`` (the optimizer of the last
+    Attributes: ``input_shape_`` and ``code_shape_`` (after fit; :meth:`decode` checks
+    codes against the latter), ``optimizer_`` (the optimizer of the last
     fit, reused by the next one so training continues), ``history_``.
     """
 
@@ -122,6 +123,7 @@ class AutoEncoder(nn.Module):
         self.input_shape_: Optional[Tuple[int, ...]] = None if input_shape is None else tuple(int(s) for s in input_shape)
         self.optimizer_: Optional[optim.Optimizer] = None
         self.history_: Any = None
+        self.code_shape_: Optional[Tuple[int, ...]] = None
         self._code: Optional[Tensor] = None
 
     # ------------------------------------------------------------------ model
@@ -217,6 +219,9 @@ class AutoEncoder(nn.Module):
         xt = self._as_input(x, "fit")
         if self.input_shape_ is None:
             self.input_shape_ = tuple(xt.shape[1:])
+        if self.code_shape_ is None:
+            with _EvalNoGrad(self):
+                self.code_shape_ = tuple(self.encoder(Tensor._wrap(xt.data[:1])).shape[1:])
         val = None
         if validation_data is not None:
             vx = validation_data[0] if isinstance(validation_data, (tuple, list)) else validation_data
@@ -250,8 +255,7 @@ class AutoEncoder(nn.Module):
 
     def decode(self, z: Any, batch_size: int = 256) -> np.ndarray:
         """Reconstructions (N, *input_shape) of codes ``z`` (N, *code_shape)."""
-        shape = getattr(self, "code_shape_", None)
-        t = self._as_input(z, "decode", shape, which="codes")
+        t = self._as_input(z, "decode", self.code_shape_, which="codes")
         return self._batched(self.decoder, t, batch_size)
 
     def reconstruct(self, x: Any, batch_size: int = 256) -> np.ndarray:
@@ -269,10 +273,11 @@ class AutoEncoder(nn.Module):
 
     def save(self, path: Any) -> None:
         """Writes the state dict (``model.encoder.*``, ``model.decoder.*``) and the input
-        shape to ``path`` (safetensors, atomic; no pickle)."""
+        and code shapes to ``path`` (safetensors, atomic; no pickle)."""
         from ..serialization import save
 
-        save({"model": self.state_dict(), "input_shape": None if self.input_shape_ is None else list(self.input_shape_)}, path)
+        shapes = {k: None if v is None else list(v) for k, v in (("input_shape", self.input_shape_), ("code_shape", self.code_shape_))}
+        save({"model": self.state_dict(), **shapes}, path)
 
     def load(self, path: Any) -> "AutoEncoder":
         """Loads weights written by :meth:`save` into this (same-architecture) model;
@@ -283,8 +288,10 @@ class AutoEncoder(nn.Module):
         if not isinstance(ck, dict) or "model" not in ck:
             raise ValueError(f"{type(self).__name__}.load: {path} is not an autoencoder file (no 'model' entry)")
         self.load_state_dict(ck["model"])
-        shape = ck.get("input_shape")
-        self.input_shape_ = None if shape is None else tuple(int(s) for s in shape)
+        for key in ("input_shape", "code_shape"):
+            shape = ck.get(key)
+            if shape is not None or key == "input_shape":
+                setattr(self, key + "_", None if shape is None else tuple(int(s) for s in shape))
         return self
 
 
