@@ -17,6 +17,11 @@ logits (``binary_cross_entropy_with_logits``). ``label_smoothing`` is one-sided 
 et al. 2016): only the real targets move (to 1 - label_smoothing). z is standard normal
 (or uniform on [-1, 1]) of shape (B, *latent_dim), drawn from the library generator
 (``ferrograd.manual_seed``).
+
+Both networks stay in training mode during :meth:`GAN.fit`: the generator's forward pass in
+the discriminator step uses (and, for BatchNorm, updates the running averages of) batch
+statistics, as in DCGAN's reference training loop; no step changes the other network's
+parameters.
 """
 
 from __future__ import annotations
@@ -215,6 +220,8 @@ class GAN(nn.Module):
         """One generator update on ``n`` fresh latent vectors with the non-saturating loss
         -mean log D(G(z)); the discriminator is frozen meanwhile (its parameters get no
         gradient and keep their ``requires_grad`` flags afterwards). Returns the loss."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"GAN.generator_step: n must be an int >= 1, given {n!r}")
         dparams = list(self.discriminator.parameters())
         flags = [p.requires_grad for p in dparams]
         self.g_optimizer.zero_grad()

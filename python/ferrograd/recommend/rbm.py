@@ -225,8 +225,8 @@ class RBMRecommender(Recommender):
     def _init_params(self, C: np.ndarray, gen: np.random.Generator) -> None:
         n_items = C.shape[1]
         K = len(self.levels_)
-        V, mask = self._onehot(C)
-        counts = V.reshape(C.shape[0], n_items, K).sum(axis=0, dtype=np.float64)
+        ob, oi = np.nonzero(C >= 0)
+        counts = np.bincount(oi * K + C[ob, oi], minlength=n_items * K).reshape(n_items, K).astype(np.float64)
         # visible biases: log of each item's smoothed state frequencies (Hinton's guide)
         freq = (counts + 1.0) / (counts.sum(axis=1, keepdims=True) + K)
         self.visible_bias_ = np.log(freq).reshape(-1).astype(self.dtype)
@@ -278,25 +278,26 @@ class RBMRecommender(Recommender):
 
     # ------------------------------------------------------------------ predictions
 
-    def predict_proba(self, chunk: int = 1024) -> np.ndarray:
+    def _proba_blocks(self, chunk: int = 1024):
+        for start in range(0, self._C.shape[0], chunk):  # blocks of users (bounded memory)
+            V, _ = self._onehot(self._C[start : start + chunk])
+            yield self._visible_probs(self._hidden_probs(V))
+
+    def predict_proba(self) -> np.ndarray:
         """(n_users, n_items, K) probabilities of each rating state for every user and item
         (one mean-field pass from the user's training ratings)."""
         self._check_fitted("predict_proba")
-        out = []
-        for start in range(0, self._C.shape[0], chunk):  # blocks of users (bounded memory)
-            V, _ = self._onehot(self._C[start : start + chunk])
-            out.append(self._visible_probs(self._hidden_probs(V)))
-        return np.concatenate(out, axis=0)
+        return np.concatenate(list(self._proba_blocks()), axis=0)
 
     def _predict_matrix(self) -> np.ndarray:
-        return self.predict_proba() @ self.levels_.astype(self.dtype)
+        levels = self.levels_.astype(self.dtype)
+        return np.concatenate([P @ levels for P in self._proba_blocks()], axis=0)
 
     def _scores(self) -> np.ndarray:
         if self.score == "expected":
             return self.predict_matrix()
-        P = self.predict_proba()
         liked = self.levels_ >= self.like_threshold if self.visible == "softmax" else np.array([False, True])
-        return P[:, :, liked].sum(axis=-1)
+        return np.concatenate([P[:, :, liked].sum(axis=-1) for P in self._proba_blocks()], axis=0)
 
     def transform(self, ratings: Optional[RatingMatrix] = None) -> np.ndarray:
         """(n_users, n_hidden) hidden-unit probabilities of each user's ratings (the
