@@ -121,17 +121,19 @@ def train_window_model(
     best: Tuple[float, Optional[dict], int] = (np.inf, None, 0)
     for epoch in range(1, epochs + 1):
         model.train()
+        total = 0.0
         for xb, yb in loader:
             loss = loss_fn(model(xb), yb)
             opt.zero_grad()
             loss.backward()
             clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            total += loss.item() * len(xb)
         val_mse = float(np.mean((_predict(model, Xva) - yva) ** 2))
         if val_mse < best[0]:
             best = (val_mse, model.state_dict(), epoch)  # state_dict() holds copies
         if verbose and (epoch % 5 == 0 or epoch == epochs):
-            print(f"  epoch {epoch:3d}  train MSE {loss.item():.4f}  val MSE {val_mse:.4f} (scaled units)")
+            print(f"  epoch {epoch:3d}  train MSE {total / len(Xtr):.4f}  val MSE {val_mse:.4f} (scaled units)")
     if best[1] is not None:
         model.load_state_dict(best[1])
     pred = scaler.inverse_transform(_predict(model, Xte), feature=0)
