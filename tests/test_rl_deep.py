@@ -226,10 +226,17 @@ def test_dqn_target_network_hard_and_soft_updates():
 
 
 def test_dqn_exploration_schedule():
+    from ferrograd.rl import ExponentialSchedule
+
+    # SB3's linear decay over the first exploration_fraction of learn(): t = fraction done
     agent = DQN("MlpPolicy", Corridor(), exploration_fraction=0.5, exploration_initial_eps=1.0, exploration_final_eps=0.1, seed=0)
-    np.testing.assert_allclose([agent._epsilon(p) for p in (1.0, 0.75, 0.5, 0.2)], [1.0, 0.55, 0.1, 0.1])
-    agent2 = DQN("MlpPolicy", Corridor(), exploration_schedule=lambda p: 0.5 * p, seed=0)
-    assert agent2._epsilon(0.5) == 0.25
+    np.testing.assert_allclose([agent._epsilon(t) for t in (0.0, 0.25, 0.5, 0.8)], [1.0, 0.55, 0.1, 0.1])
+    sched = ExponentialSchedule(1.0, 0.01)
+    agent2 = DQN("MlpPolicy", Corridor(), exploration_schedule=sched, seed=0)
+    assert agent2._epsilon(0.5) == pytest.approx(sched(0.5))
+    # learn() follows it: after a learn(100) the rate is the schedule's value near t = 1
+    agent.learn(100)
+    assert agent.exploration_rate == pytest.approx(0.1)
 
 
 # ----------------------------------------------------------------------------- policy-gradient losses (gradcheck)
@@ -433,6 +440,7 @@ def test_a2c_truncation_bootstrap_value_is_the_final_observations(monkeypatch):
         return real_gae(*args)
 
     monkeypatch.setattr(pg, "compute_gae", spy)
+    agent._start()  # builds the adapter and takes the first (seeded) reset
     adapter = agent._adapter
     real_step = adapter.step
 
@@ -517,14 +525,14 @@ def test_predict_shapes_and_bad_observations():
     assert state is None and np.shape(a) == () and a in (0, 1)
     a, _ = agent.predict(np.zeros((5, 2), np.float32), deterministic=False)
     assert a.shape == (5,)
-    with pytest.raises(ValueError, match=r"expected an observation of shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"A2C.predict: expected shape \(2,\) or \(batch, 2\)"):
         agent.predict(np.zeros(3, np.float32))
     box = A2C("MlpPolicy", Corridor(continuous=True), policy_kwargs=dict(net_arch=[4]), seed=0)
     a, _ = box.predict(np.zeros((5, 2), np.float32), deterministic=False)
     assert a.shape == (5, 1) and np.all(np.abs(a) <= 1)
     disc = DQN("MlpPolicy", Corridor(discrete_obs=True), policy_kwargs=dict(net_arch=[4]), seed=0)
     assert disc.predict(3)[0].shape == ()
-    with pytest.raises(ValueError, match=r"Discrete\(5\)"):
+    with pytest.raises(ValueError, match=r"expected states in \[0, 5\) for Discrete\(5\)"):
         disc.predict(7)
 
 

@@ -14,19 +14,16 @@ It also keeps each sub-environment's running episode return and length.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
+from .. import _random
+from .base import check_env, discrete_start, is_vector_env
 from .policies import space_kind
 
-__all__ = ["VecEnvAdapter", "is_vector_env"]
-
-
-def is_vector_env(env: Any) -> bool:
-    """True for a gymnasium ``VectorEnv`` (anything with ``num_envs`` and
-    ``single_action_space``)."""
-    return hasattr(env, "num_envs") and hasattr(env, "single_action_space") and hasattr(env, "single_observation_space")
+__all__ = ["VecEnvAdapter", "seeded_init", "flatten_parameters"]
 
 
 def _mode_name(env: Any) -> str:
@@ -40,6 +37,8 @@ def _mode_name(env: Any) -> str:
 
 class VecEnvAdapter:
     """Steps ``env`` (a gymnasium ``Env`` or ``VectorEnv``) as a batch of ``num_envs``.
+    Actions are given 0-based for a ``Discrete(n, start)`` space (the start is added) and
+    clipped to the bounds of a ``Box``.
 
     Attributes: ``num_envs``, ``observation_space`` / ``action_space`` (of one
     sub-environment), ``vector`` (whether ``env`` is a vector environment).
@@ -55,15 +54,14 @@ class VecEnvAdapter:
             self.action_space = env.single_action_space
             self.mode = _mode_name(env)
         else:
-            for attr in ("reset", "step", "observation_space", "action_space"):
-                if not hasattr(env, attr):
-                    raise TypeError(f"{owner}: expected a gymnasium environment (with {attr}), given {type(env).__name__}")
+            check_env(env, owner)
             self.num_envs = 1
             self.observation_space = env.observation_space
             self.action_space = env.action_space
             self.mode = "SameStep"
-        self.action_kind = space_kind(self.action_space)
-        space_kind(self.observation_space)
+        self.action_kind = space_kind(self.action_space, owner)
+        space_kind(self.observation_space, owner)
+        self._act_start = discrete_start(self.action_space) if self.action_kind == "discrete" else 0
         if self.action_kind == "box":
             self._low = np.asarray(self.action_space.low, dtype=np.float32)
             self._high = np.asarray(self.action_space.high, dtype=np.float32)
@@ -88,7 +86,7 @@ class VecEnvAdapter:
     def _env_actions(self, actions: np.ndarray) -> Any:
         if self.action_kind == "box":
             return np.clip(actions, self._low, self._high)
-        return actions
+        return actions + self._act_start if self._act_start else actions
 
     def step(self, actions: np.ndarray) -> tuple:
         """Steps with ``actions`` (num_envs, *action_shape).
@@ -148,27 +146,18 @@ class VecEnvAdapter:
 # ----------------------------------------------------------------------------- agent helpers
 
 
-def check_obs(owner: str, space: Any, observation: Any) -> tuple:
-    """``observation`` as a batch (N, *obs_shape) and whether it was a single one.
-
-    A ``Box`` space takes ``obs_shape`` or (N, *obs_shape); a ``Discrete`` space an int or
-    (N,) ints in [0, n). Anything else is a ValueError naming what was expected."""
-    a = np.asarray(observation)
-    if space_kind(space) == "discrete":
-        n = int(space.n)
-        if a.dtype.kind not in "iu" and not (a.dtype.kind == "f" and a.size and np.all(a == np.round(a))):
-            raise ValueError(f"{owner}: expected integer observations of a Discrete({n}) space, given dtype {a.dtype}")
-        if a.ndim > 1:
-            raise ValueError(f"{owner}: expected an observation of shape () or (N,) for a Discrete({n}) space, given shape {a.shape}")
-        if a.size and (a.min() < 0 or a.max() >= n):
-            raise ValueError(f"{owner}: observations of a Discrete({n}) space must lie in [0, {n}), given {a.min()}..{a.max()}")
-        return a.reshape(-1).astype(np.int64), a.ndim == 0
-    shape = tuple(space.shape)
-    if a.shape == shape:
-        return a[None], True
-    if a.ndim == len(shape) + 1 and a.shape[1:] == shape:
-        return a, False
-    raise ValueError(f"{owner}: expected an observation of shape {shape} or (N, *{shape}), given shape {a.shape}")
+@contextmanager
+def seeded_init(rng: np.random.Generator) -> Iterator[None]:
+    """Within the block, the library generator (which network initialisers draw from) is a
+    fresh one seeded from ``rng``; the previous one is restored afterwards, so an agent's
+    networks depend on its own seed and the caller's generator state is left alone."""
+    state = _random._state
+    saved = state["gen"]
+    state["gen"] = np.random.Generator(np.random.PCG64(int(rng.integers(0, 2**63 - 1))))
+    try:
+        yield
+    finally:
+        state["gen"] = saved
 
 
 def flatten_parameters(module: Any) -> np.ndarray:
@@ -232,14 +221,18 @@ def load_optimizer_arrays(prefix: str, optimizer: Any, arrays: dict) -> None:
 
 
 def make_lr(owner: str, learning_rate: Any) -> Callable:
-    """A learning rate as a function of the remaining progress (1 at the start of
-    ``learn``, 0 at its end), Stable-Baselines3's convention: a float is constant."""
+    """A learning rate as a function of the fraction ``t`` of the current ``learn`` call
+    done (0 at its start, 1 at its end), the convention of :mod:`ferrograd.rl.schedules`
+    (a ``LinearSchedule`` works as is; Stable-Baselines3's schedules take ``1 - t``).
+    A number is a constant rate."""
     if callable(learning_rate):
         return learning_rate
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{owner}: learning_rate must be a positive number or a schedule, given {learning_rate!r}")
     lr = float(learning_rate)
-    if not lr > 0:
+    if not lr > 0 or not np.isfinite(lr):
         raise ValueError(f"{owner}: learning_rate must be positive, given {learning_rate!r}")
-    return lambda progress_remaining: lr
+    return lambda t: lr
 
 
 def set_lr(optimizer: Any, lr: float) -> None:

@@ -15,7 +15,6 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from .. import _random
 from ..autograd.grad_mode import no_grad
 from ..nn import Module
 from ..nn import functional as F
@@ -24,7 +23,6 @@ from ..optim import Adam, RMSprop, SGD
 from ..tensor import Tensor
 from ._deep import (
     VecEnvAdapter,
-    check_obs,
     flatten_parameters,
     is_flat_view,
     load_module_arrays,
@@ -32,11 +30,13 @@ from ._deep import (
     make_lr,
     module_arrays,
     optimizer_arrays,
+    seeded_init,
     set_lr,
 )
-from .base import BaseAgent
+from .base import BaseAgent, check_total_timesteps, discrete_start, is_discrete_space, space_description
 from .buffers import ReplayBuffer
 from .policies import QNetwork, obs_dim, preprocess_obs, space_kind
+from .schedules import LinearSchedule
 
 __all__ = ["DQN", "dqn_targets", "dqn_loss"]
 
@@ -115,15 +115,17 @@ class DQN(BaseAgent):
     theta' <- tau theta + (1 - tau) theta' (tau = 1: a hard copy). Exploration is
     epsilon-greedy with epsilon decaying linearly from ``exploration_initial_eps`` to
     ``exploration_final_eps`` over the first ``exploration_fraction`` of ``learn`` (or
-    given by ``exploration_schedule(progress_remaining)``); before ``learning_starts``
-    actions are uniformly random.
+    given by ``exploration_schedule(t)``, t the fraction of ``learn`` done, 0 -> 1, as in
+    :mod:`ferrograd.rl.schedules`); before ``learning_starts`` actions are uniformly
+    random.
 
     Args:
         policy: 'MlpPolicy' (a :class:`QNetwork` from the spaces, ``policy_kwargs`` such
             as ``net_arch`` and ``activation_fn``) or an nn.Module mapping observations
             (N, obs_dim) to Q-values (N, n_actions).
         env: a gymnasium environment or vector environment with a ``Discrete`` action space.
-        learning_rate (1e-4, or a function of the remaining progress), buffer_size (1e6),
+        learning_rate (1e-4, or a schedule of the fraction of ``learn`` done, saved as its
+        final value), buffer_size (1e6),
         learning_starts (100), batch_size (32), tau (1.0), gamma (0.99), train_freq (4),
         gradient_steps (1), target_update_interval (10000), exploration_fraction (0.1),
         exploration_initial_eps (1.0), exploration_final_eps (0.05), max_grad_norm (10):
@@ -157,9 +159,6 @@ class DQN(BaseAgent):
         policy_kwargs: Optional[dict] = None,
         seed: Optional[int] = None,
         verbose: int = 0,
-        *,
-        observation_space: Any = None,
-        action_space: Any = None,
     ) -> None:
         super().__init__(env, gamma=gamma, seed=seed, verbose=verbose)
         self.learning_rate = learning_rate
@@ -179,6 +178,8 @@ class DQN(BaseAgent):
         if exploration_schedule is not None and not callable(exploration_schedule):
             raise ValueError(f"DQN: exploration_schedule must be callable, given {exploration_schedule!r}")
         self.exploration_schedule = exploration_schedule
+        if self.exploration_fraction > 0:
+            self._eps_schedule = LinearSchedule(self.exploration_initial_eps, self.exploration_final_eps, self.exploration_fraction)
         if max_grad_norm is not None and (not isinstance(max_grad_norm, (int, float)) or not max_grad_norm > 0):
             raise ValueError(f"DQN: max_grad_norm must be positive or None, given {max_grad_norm!r}")
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
@@ -189,29 +190,21 @@ class DQN(BaseAgent):
             raise ValueError(f"DQN: optimizer_class must be 'adam', 'rmsprop' or 'sgd', given {optimizer_class!r}")
         self.optimizer_kwargs = dict(optimizer_kwargs or {})
 
-        if env is not None:
-            self._adapter: Optional[VecEnvAdapter] = VecEnvAdapter(env, "DQN")
-            observation_space = self._adapter.observation_space
-            action_space = self._adapter.action_space
-        else:
-            self._adapter = None
-            if observation_space is None or action_space is None:
-                raise ValueError("DQN: give an env, or observation_space and action_space")
-        if space_kind(action_space) != "discrete":
-            raise ValueError(f"DQN: expected a Discrete action space, given {action_space!r}")
-        space_kind(observation_space)
-        self.observation_space = observation_space
-        self.action_space = action_space
+        observation_space, action_space = self.observation_space, self.action_space
+        if not is_discrete_space(action_space):
+            raise ValueError(f"DQN: expected a Discrete action space, given {space_description(action_space)}")
+        space_kind(observation_space, "DQN")
         self.n_actions = int(action_space.n)
-        self.n_envs = self._adapter.num_envs if self._adapter is not None else 1
+        self._act_start = discrete_start(action_space)
+        self._adapter: Optional[VecEnvAdapter] = None
+        self.n_envs = int(env.num_envs) if hasattr(env, "num_envs") else 1
 
         if isinstance(policy, Module):
             self.q_net = policy
             self._policy_name = "custom"
         elif policy == "MlpPolicy":
-            if self.seed is not None:
-                _random.manual_seed(int(self.seed))
-            self.q_net = QNetwork(observation_space, action_space, **self.policy_kwargs)
+            with seeded_init(self.rng):
+                self.q_net = QNetwork(observation_space, action_space, **self.policy_kwargs)
             self._policy_name = "MlpPolicy"
         elif policy == "custom":
             raise ValueError("DQN: this agent was saved with a custom network; pass it as policy=<module> to load()")
@@ -227,6 +220,7 @@ class DQN(BaseAgent):
         self.exploration_rate = self.exploration_initial_eps
         self._n_calls = 0
         self._n_updates = 0
+        self._steps_since_train = 0
         self._obs_dim = obs_dim(observation_space)
 
     # ---- parts
@@ -234,32 +228,28 @@ class DQN(BaseAgent):
     def _x(self, obs: np.ndarray) -> Tensor:
         return Tensor._wrap(preprocess_obs(obs, self.observation_space))
 
-    def _epsilon(self, progress_remaining: float) -> float:
+    def _epsilon(self, t: float) -> float:
+        """The exploration rate when a fraction ``t`` of ``learn`` is done."""
         if self.exploration_schedule is not None:
-            return float(self.exploration_schedule(progress_remaining))
-        done = 1.0 - progress_remaining
-        if self.exploration_fraction == 0.0 or done > self.exploration_fraction:
+            return float(self.exploration_schedule(t))
+        if self.exploration_fraction == 0.0:
             return self.exploration_final_eps
-        return self.exploration_initial_eps + done * (self.exploration_final_eps - self.exploration_initial_eps) / self.exploration_fraction
+        return float(self._eps_schedule(t))
 
     def _greedy(self, obs: np.ndarray) -> np.ndarray:
         with no_grad():
             q = self.q_net(self._x(obs)).data
         return q.argmax(axis=1).astype(np.int64)
 
-    def _predict(self, observation: Any, deterministic: bool = True) -> np.ndarray:
-        batch, single = check_obs("DQN.predict", self.observation_space, observation)
-        actions = self._greedy(batch)
+    def _predict(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Greedy actions (``deterministic``) or epsilon-greedy ones at the current
+        exploration rate, (N,), for a batch of checked observations."""
+        actions = self._greedy(observations)
         if not deterministic:
             explore = self.rng.random(actions.shape[0]) < self.exploration_rate
             if explore.any():
                 actions[explore] = self.rng.integers(0, self.n_actions, size=int(explore.sum()))
-        return actions[0] if single else actions
-
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple:
-        """(actions, None): greedy actions (``deterministic=True``) or epsilon-greedy ones at
-        the current exploration rate, for one observation or a batch."""
-        return self._predict(observation, deterministic), None
+        return actions + self._act_start if self._act_start else actions
 
     def _update_target(self) -> None:
         if self.tau == 1.0:
@@ -301,49 +291,61 @@ class DQN(BaseAgent):
 
     def learn(self, total_timesteps: int, callback: Any = None, progress_bar: bool = True) -> "DQN":
         """Collects ``total_timesteps`` environment steps (``n_envs`` per vector step),
-        training as described in the class docstring."""
-        if self._adapter is None:
-            raise ValueError("DQN.learn: no environment (the agent was loaded with env=None)")
-        total = int(total_timesteps)
+        training as described in the class docstring. ``callback(locals) -> False`` (or an
+        object with ``on_step()``) stops early."""
+        total = check_total_timesteps(total_timesteps, "DQN.learn")
         start = self.num_timesteps
         self._check_flat()
+        if self._adapter is None or self._adapter.env is not self.env:
+            self._adapter = VecEnvAdapter(self.env, "DQN")
+            self._last_obs = None
         adapter = self._adapter
-        if self.replay_buffer is None:
-            self.replay_buffer = ReplayBuffer(self.buffer_size, self.observation_space, self.action_space, self.n_envs)
-        obs = adapter.obs if adapter.obs is not None else adapter.reset(seed=self.seed)
-        e = self.n_envs
+        e = adapter.num_envs
+        self.n_envs = e
+        if self.replay_buffer is None or self.replay_buffer.n_envs != e:
+            self.replay_buffer = ReplayBuffer(self.buffer_size, self.observation_space, self.action_space, e)
+        if self._last_obs is None:
+            seed = int(self.rng.integers(0, 2**31 - 1)) if not self._env_seeded else None
+            self._last_obs = adapter.reset(seed=seed)
+            self._env_seeded = True
+        obs = self._last_obs
         target_every = max(self.target_update_interval // e, 1)
-        steps_since_train = 0
-        while self.num_timesteps - start < total:
-            progress_remaining = 1.0 - (self.num_timesteps - start) / max(total, 1)
-            self.exploration_rate = self._epsilon(progress_remaining)
-            if self.num_timesteps < self.learning_starts:
-                actions = self.rng.integers(0, self.n_actions, size=e)
-            else:
-                explore = self.rng.random(e) < self.exploration_rate
-                if explore.all():
+        cb = self._init_callback(callback)
+        cb.on_training_start(locals())
+        with self._progress_bar(total, progress_bar) as bar:
+            while self.num_timesteps - start < total:
+                t = (self.num_timesteps - start) / max(total, 1)
+                self.exploration_rate = self._epsilon(t)
+                if self.num_timesteps < self.learning_starts:
                     actions = self.rng.integers(0, self.n_actions, size=e)
                 else:
-                    actions = self._greedy(obs)
-                    if explore.any():
-                        actions[explore] = self.rng.integers(0, self.n_actions, size=int(explore.sum()))
-            new_obs, r, term, trunc, final, finished = adapter.step(actions)
-            self.num_timesteps += e
-            self._n_calls += 1
-            self.replay_buffer.add(obs, final, actions, r, term)
-            obs = new_obs
-            for _, ret, length in finished:
-                self._record_episode(ret, length)
-            if self._n_calls % target_every == 0:
-                self._update_target()
-            if callback is not None and callback(locals(), globals()) is False:
-                break
-            steps_since_train += 1
-            if steps_since_train >= self.train_freq:
-                steps_since_train = 0
-                if self.num_timesteps > self.learning_starts and self.gradient_steps > 0:
-                    set_lr(self.optimizer, self._lr(progress_remaining))
-                    self.train(self.gradient_steps, self.batch_size)
+                    explore = self.rng.random(e) < self.exploration_rate
+                    if explore.all():
+                        actions = self.rng.integers(0, self.n_actions, size=e)
+                    else:
+                        actions = self._greedy(obs)
+                        if explore.any():
+                            actions[explore] = self.rng.integers(0, self.n_actions, size=int(explore.sum()))
+                new_obs, r, term, trunc, final, finished = adapter.step(actions)
+                self.num_timesteps += e
+                bar.update(e)
+                self._n_calls += 1
+                self.replay_buffer.add(obs, final, actions, r, term)
+                obs = self._last_obs = new_obs
+                for _, ret, length in finished:
+                    self._record_episode(ret, length)
+                if self._n_calls % target_every == 0:
+                    self._update_target()
+                if not cb.on_step(locals()):
+                    break
+                self._steps_since_train += 1
+                if self._steps_since_train >= self.train_freq:
+                    self._steps_since_train = 0
+                    if self.num_timesteps > self.learning_starts and self.gradient_steps > 0:
+                        set_lr(self.optimizer, self._lr(t))
+                        self.train(self.gradient_steps, self.batch_size)
+        cb.on_training_end()
+        self._log_learn_end()
         return self
 
     # ---- saving
@@ -351,12 +353,11 @@ class DQN(BaseAgent):
     def _hyperparameters(self) -> dict:
         return dict(
             policy=self._policy_name,
-            learning_rate=self.learning_rate if not callable(self.learning_rate) else self._lr(0.0),
+            learning_rate=self.learning_rate if not callable(self.learning_rate) else self._lr(1.0),
             buffer_size=self.buffer_size,
             learning_starts=self.learning_starts,
             batch_size=self.batch_size,
             tau=self.tau,
-            gamma=self.gamma,
             train_freq=self.train_freq,
             gradient_steps=self.gradient_steps,
             target_update_interval=self.target_update_interval,
@@ -368,7 +369,6 @@ class DQN(BaseAgent):
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,
             policy_kwargs=self.policy_kwargs,
-            seed=self.seed,
         )
 
     def _state_arrays(self) -> dict:
@@ -377,6 +377,12 @@ class DQN(BaseAgent):
         d.update(optimizer_arrays("optimizer", self.optimizer))
         d["exploration_rate"] = np.asarray(self.exploration_rate)
         return d
+
+    @classmethod
+    def _construct(cls, env: Any, hyperparameters: dict) -> "BaseAgent":
+        hp = dict(hyperparameters)
+        policy = hp.pop("policy", "MlpPolicy")
+        return cls(policy, env, **hp)
 
     def _load_state_arrays(self, arrays: dict) -> None:
         load_module_arrays("q_net", self.q_net, arrays)

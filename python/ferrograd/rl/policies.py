@@ -26,6 +26,7 @@ from .. import nn
 from .._random import generator
 from ..nn import functional as F
 from ..tensor import Tensor, exp, log_softmax
+from .base import is_box_space, is_discrete_space, space_description
 
 __all__ = [
     "MLP",
@@ -46,21 +47,20 @@ _FUSED = {"tanh": "tanh", "relu": "relu", "sigmoid": "sigmoid", None: None, "ide
 # ----------------------------------------------------------------------------- spaces
 
 
-def space_kind(space: Any) -> str:
-    """'discrete' for a ``Discrete`` space, 'box' for a ``Box`` (gymnasium's, or any class
-    of those names, or derived from one); anything else is a ValueError."""
-    names = {c.__name__ for c in type(space).__mro__}
-    if "Discrete" in names and hasattr(space, "n"):
+def space_kind(space: Any, where: str = "space") -> str:
+    """'discrete' for a ``Discrete`` space, 'box' for a ``Box`` (gymnasium's or a
+    duck-typed stand-in, see :mod:`ferrograd.rl.base`); anything else is a ValueError."""
+    if is_discrete_space(space):
         return "discrete"
-    if "Box" in names and hasattr(space, "low") and hasattr(space, "high") and hasattr(space, "shape"):
+    if is_box_space(space):
         return "box"
-    raise ValueError(f"expected a Discrete or Box space, given {space!r}")
+    raise ValueError(f"{where}: expected a Discrete or Box space, given {space_description(space)}")
 
 
 def obs_dim(space: Any) -> int:
     """Length of the network input for an observation space: ``n`` for a ``Discrete``
     space (one-hot), ``prod(shape)`` for a ``Box``."""
-    if space_kind(space) == "discrete":
+    if space_kind(space, "obs_dim") == "discrete":
         return int(space.n)
     return int(np.prod(space.shape, dtype=np.int64)) if len(space.shape) else 1
 
@@ -70,11 +70,11 @@ def preprocess_obs(obs: Any, space: Any) -> np.ndarray:
     (N, *shape) flattened, ``Discrete`` ones (N,) one-hot encoded; a single observation
     gives N = 1."""
     a = np.asarray(obs)
-    if type(space).__name__ == "Box" and a.dtype == np.float32 and a.size:
+    if a.dtype == np.float32 and a.size and not is_discrete_space(space):
         return a.reshape(a.shape[0] if a.ndim > len(space.shape) else 1, -1)
-    if space_kind(space) == "discrete":
+    if is_discrete_space(space):
         n = int(space.n)
-        idx = a.reshape(-1).astype(np.int64, copy=False)
+        idx = a.reshape(-1).astype(np.int64, copy=False) - int(getattr(space, "start", 0))
         out = np.zeros((idx.shape[0], n), dtype=np.float32)
         out[np.arange(idx.shape[0]), idx] = 1.0
         return out
@@ -290,8 +290,8 @@ class QNetwork(nn.Module):
 
     def __init__(self, observation_space: Any, action_space: Any, net_arch: Sequence[int] = (64, 64), activation_fn: Any = "relu") -> None:
         super().__init__()
-        if space_kind(action_space) != "discrete":
-            raise ValueError(f"QNetwork: expected a Discrete action space, given {action_space!r}")
+        if not is_discrete_space(action_space):
+            raise ValueError(f"QNetwork: expected a Discrete action space, given {space_description(action_space)}")
         self.n_actions = int(action_space.n)
         self.q_net = MLP(obs_dim(observation_space), _check_arch("QNetwork", net_arch), self.n_actions, activation_fn)
 
@@ -336,7 +336,7 @@ class ActorCriticPolicy(nn.Module):
         with_value: bool = True,
     ) -> None:
         super().__init__()
-        kind = space_kind(action_space)
+        kind = space_kind(action_space, "ActorCriticPolicy")
         self.action_kind = kind
         self.with_value = bool(with_value)
         self.shared = bool(share_features)

@@ -15,7 +15,6 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from .. import _random
 from ..autograd.grad_mode import no_grad
 from ..nn import Module
 from ..nn import functional as F
@@ -24,15 +23,15 @@ from ..optim import Adam, RMSprop
 from ..tensor import Tensor
 from ._deep import (
     VecEnvAdapter,
-    check_obs,
     load_module_arrays,
     load_optimizer_arrays,
     make_lr,
     module_arrays,
     optimizer_arrays,
+    seeded_init,
     set_lr,
 )
-from .base import BaseAgent
+from .base import BaseAgent, check_total_timesteps, discrete_start, is_vector_env, space_description
 from .policies import ActorCriticPolicy, obs_dim, preprocess_obs, space_kind
 
 __all__ = ["compute_gae", "discounted_returns", "policy_gradient_loss", "REINFORCE", "A2C"]
@@ -181,75 +180,69 @@ def _check_coef(owner: str, name: str, v: Any, lo: float = 0.0) -> float:
     return float(v)
 
 
+def _new_episode_buffer() -> dict:
+    return {"obs": [], "actions": [], "rewards": [], "terminated": [], "truncated": [], "final": {}, "episodes": 0}
+
+
 class _PolicyAgent(BaseAgent):
-    """Shared parts of REINFORCE and A2C: the policy, its optimizer, predict, save/load."""
+    """Shared parts of REINFORCE and A2C: the policy, its optimizer, stepping the
+    environment, predict, save/load."""
 
-    _name = "PolicyAgent"
-
-    def _setup_policy(self, policy: Any, policy_kwargs: Optional[dict], with_value: bool, observation_space: Any, action_space: Any) -> None:
-        env = self.env
-        if env is not None:
-            self._adapter = VecEnvAdapter(env, self._name)
-            observation_space = self._adapter.observation_space
-            action_space = self._adapter.action_space
-        else:
-            self._adapter = None
-            if observation_space is None or action_space is None:
-                raise ValueError(f"{self._name}: give an env, or observation_space and action_space")
-        space_kind(observation_space)
-        self.observation_space = observation_space
-        self.action_space = action_space
-        self.action_kind = space_kind(action_space)
+    def _setup_policy(self, policy: Any, policy_kwargs: Optional[dict], with_value: bool) -> None:
+        name = type(self).__name__
+        obs_space, act_space = self.observation_space, self.action_space
+        space_kind(obs_space, name)
+        self.action_kind = space_kind(act_space, name)
         self.policy_kwargs = dict(policy_kwargs or {})
         if isinstance(policy, Module):
             self.policy = policy
             self._policy_name = "custom"
         elif policy == "MlpPolicy":
-            if self.seed is not None:
-                _random.manual_seed(int(self.seed))
             kw = dict(self.policy_kwargs)
             kw.setdefault("with_value", with_value)
-            self.policy = ActorCriticPolicy(observation_space, action_space, **kw)
+            with seeded_init(self.rng):
+                self.policy = ActorCriticPolicy(obs_space, act_space, **kw)
             self._policy_name = "MlpPolicy"
         elif policy == "custom":
-            raise ValueError(f"{self._name}: this agent was saved with a custom network; pass it as policy=<module> to load()")
+            raise ValueError(f"{name}: this agent was saved with a custom network; pass it as policy=<module> to load()")
         else:
-            raise ValueError(f"{self._name}: policy must be 'MlpPolicy' or an nn.Module, given {policy!r}")
+            raise ValueError(f"{name}: policy must be 'MlpPolicy' or an nn.Module, given {policy!r}")
         for attr in ("distribution", "forward"):
             if not hasattr(self.policy, attr):
-                raise TypeError(f"{self._name}: the policy module needs a {attr}() method (see ActorCriticPolicy)")
+                raise TypeError(f"{name}: the policy module needs a {attr}() method (see ActorCriticPolicy)")
         pk = getattr(self.policy, "action_kind", self.action_kind)
         if pk != self.action_kind:
-            raise ValueError(f"{self._name}: the policy was built for a {pk} action space, given a {self.action_kind} one ({action_space!r})")
-        self._obs_dim = obs_dim(observation_space)
+            raise ValueError(
+                f"{name}: the policy was built for a {pk} action space, given a {self.action_kind} one "
+                f"({space_description(act_space)})"
+            )
+        self._obs_dim = obs_dim(obs_space)
+        self._act_start = discrete_start(act_space) if self.action_kind == "discrete" else 0
+        self._adapter: Optional[VecEnvAdapter] = None
 
     def _x(self, obs: np.ndarray) -> Tensor:
         return Tensor._wrap(preprocess_obs(obs, self.observation_space))
 
-    def _predict(self, observation: Any, deterministic: bool = True) -> np.ndarray:
-        """Actions for a batch (or one) of observations; (N,) / (N, D), or () / (D,) for one."""
-        batch, single = check_obs(f"{self._name}.predict", self.observation_space, observation)
+    def _predict(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Actions (N,) or (N, D) for a batch of checked observations."""
         with no_grad():
-            dist = self.policy.distribution(self._x(batch))
+            dist = self.policy.distribution(self._x(observations))
             actions = dist.mode() if deterministic else dist.sample(self.rng)
         if self.action_kind == "box":
-            actions = np.clip(actions, self.action_space.low, self.action_space.high).astype(np.float32)
-        return actions[0] if single else actions
+            return np.clip(actions, self.action_space.low, self.action_space.high).astype(np.float32)
+        return actions + self._act_start if self._act_start else actions
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple:
-        """(actions, None): the most likely actions (``deterministic=True``) or sampled ones
-        for one observation or a batch (N, *obs_shape)."""
-        return self._predict(observation, deterministic), None
-
-    def _reset_env(self) -> np.ndarray:
-        if self._adapter is None:
-            raise ValueError(f"{self._name}.learn: no environment (the agent was loaded with env=None)")
-        if self._adapter.obs is None:
-            return self._adapter.reset(seed=self.seed)
-        return self._adapter.obs
-
-    def _progress(self, total: int, start: int) -> float:
-        return 1.0 - (self.num_timesteps - start) / max(total, 1)
+    def _start(self) -> np.ndarray:
+        """The adapter over ``self.env`` and the observations to continue from (the first
+        reset is seeded from the agent's generator)."""
+        if self._adapter is None or self._adapter.env is not self.env:
+            self._adapter = VecEnvAdapter(self.env, type(self).__name__)
+            self._last_obs = None
+        if self._last_obs is None:
+            seed = int(self.rng.integers(0, 2**31 - 1)) if not self._env_seeded else None
+            self._last_obs = self._adapter.reset(seed=seed)
+            self._env_seeded = True
+        return self._last_obs
 
     def _train_step(self, loss: Tensor) -> None:
         self.optimizer.zero_grad()
@@ -266,6 +259,12 @@ class _PolicyAgent(BaseAgent):
     def _load_state_arrays(self, arrays: dict) -> None:
         load_module_arrays("policy", self.policy, arrays)
         load_optimizer_arrays("optimizer", self.optimizer, arrays)
+
+    @classmethod
+    def _construct(cls, env: Any, hyperparameters: dict) -> "BaseAgent":
+        hp = dict(hyperparameters)
+        policy = hp.pop("policy", "MlpPolicy")
+        return cls(policy, env, **hp)
 
 
 # ----------------------------------------------------------------------------- REINFORCE
@@ -288,7 +287,8 @@ class REINFORCE(_PolicyAgent):
         policy: 'MlpPolicy' (an :class:`ActorCriticPolicy` built from the spaces with
             ``policy_kwargs``) or an nn.Module with the same interface.
         env: a gymnasium environment (one, not a vector environment).
-        learning_rate: float or a function of the remaining progress (1 -> 0).
+        learning_rate: a number, or a schedule of the fraction of ``learn`` done (0 -> 1;
+            see :mod:`ferrograd.rl.schedules`); a schedule is saved as its final value.
         n_episodes: episodes per update.
         baseline: learn a state-value baseline (a separate critic network).
         normalize_returns: standardise the weights w over each batch.
@@ -317,13 +317,12 @@ class REINFORCE(_PolicyAgent):
         policy_kwargs: Optional[dict] = None,
         seed: Optional[int] = None,
         verbose: int = 0,
-        *,
-        observation_space: Any = None,
-        action_space: Any = None,
     ) -> None:
         super().__init__(env, gamma=gamma, seed=seed, verbose=verbose)
         if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
             raise ValueError(f"REINFORCE: n_episodes must be a positive int, given {n_episodes!r}")
+        if is_vector_env(env) and int(env.num_envs) != 1:
+            raise ValueError(f"REINFORCE: expected a single environment (whole episodes), given a vector environment of {env.num_envs}")
         self.n_episodes = int(n_episodes)
         self.baseline = bool(baseline)
         self.normalize_returns = bool(normalize_returns)
@@ -332,28 +331,26 @@ class REINFORCE(_PolicyAgent):
         self.max_grad_norm = None if max_grad_norm is None else _check_coef("REINFORCE", "max_grad_norm", max_grad_norm)
         self.learning_rate = learning_rate
         self._lr = make_lr("REINFORCE", learning_rate)
-        self._setup_policy(policy, policy_kwargs, self.baseline, observation_space, action_space)
-        if self._adapter is not None and self._adapter.vector:
-            raise ValueError(f"REINFORCE: expected a single environment (whole episodes), given a vector environment of {self._adapter.num_envs}")
+        self._setup_policy(policy, policy_kwargs, self.baseline)
         if self.baseline and not getattr(self.policy, "with_value", True):
             raise ValueError("REINFORCE: baseline=True needs a policy with a critic (with_value=True)")
         self.optimizer_class = str(optimizer_class).lower()
         self.optimizer_kwargs = dict(optimizer_kwargs or {})
         self._params = list(self.policy.parameters())
-        lr0 = self._lr(1.0)
+        lr0 = self._lr(0.0)
         if self.optimizer_class == "adam":
             self.optimizer = Adam(self._params, lr=lr0, **self.optimizer_kwargs)
         elif self.optimizer_class == "rmsprop":
             self.optimizer = RMSprop(self._params, lr=lr0, **self.optimizer_kwargs)
         else:
             raise ValueError(f"REINFORCE: optimizer_class must be 'adam' or 'rmsprop', given {optimizer_class!r}")
+        self._episode_buffer = _new_episode_buffer()
 
     def _hyperparameters(self) -> dict:
         return dict(
             policy=self._policy_name,
-            learning_rate=self.learning_rate if not callable(self.learning_rate) else self._lr(0.0),
+            learning_rate=self.learning_rate if not callable(self.learning_rate) else self._lr(1.0),
             n_episodes=self.n_episodes,
-            gamma=self.gamma,
             baseline=self.baseline,
             normalize_returns=self.normalize_returns,
             ent_coef=self.ent_coef,
@@ -362,58 +359,58 @@ class REINFORCE(_PolicyAgent):
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,
             policy_kwargs=self.policy_kwargs,
-            seed=self.seed,
         )
 
     def learn(self, total_timesteps: int, callback: Any = None, progress_bar: bool = True) -> "REINFORCE":
         """Runs ``total_timesteps`` environment steps (an episode still running at the end
-        is not used), updating after every ``n_episodes`` episodes."""
-        total = int(total_timesteps)
+        is kept for the next call), updating after every ``n_episodes`` episodes.
+        ``callback(locals) -> False`` (or an object with ``on_step()``) stops early."""
+        total = check_total_timesteps(total_timesteps, "REINFORCE.learn")
         start = self.num_timesteps
-        obs = self._reset_env()
+        obs = self._start()
         adapter = self._adapter
-        buf_obs: list = []
-        buf_act: list = []
-        buf_rew: list = []
-        buf_term: list = []
-        buf_trunc: list = []
-        trunc_final: dict = {}
-        episodes = 0
-        while self.num_timesteps - start < total:
-            with no_grad():
-                dist = self.policy.distribution(self._x(obs))
-                action = dist.sample(self.rng)
-            new_obs, r, term, trunc, final, finished = adapter.step(action)
-            self.num_timesteps += 1
-            buf_obs.append(obs[0])
-            buf_act.append(action[0])
-            buf_rew.append(r[0])
-            buf_term.append(term[0])
-            buf_trunc.append(trunc[0] and not term[0])
-            if buf_trunc[-1]:
-                trunc_final[len(buf_rew) - 1] = final[0]
-            for _, ret, length in finished:
-                self._record_episode(ret, length)
-                episodes += 1
-            obs = new_obs
-            if callback is not None and self._callback(callback, locals()) is False:
-                break
-            if episodes == self.n_episodes:
-                set_lr(self.optimizer, self._lr(self._progress(total, start)))
-                self._update(buf_obs, buf_act, buf_rew, buf_term, buf_trunc, trunc_final)
-                buf_obs, buf_act, buf_rew, buf_term, buf_trunc, trunc_final = [], [], [], [], [], {}
-                episodes = 0
+        cb = self._init_callback(callback)
+        cb.on_training_start(locals())
+        buf = self._episode_buffer
+        with self._progress_bar(total, progress_bar) as bar:
+            while self.num_timesteps - start < total:
+                with no_grad():
+                    dist = self.policy.distribution(self._x(obs))
+                    action = dist.sample(self.rng)
+                new_obs, r, term, trunc, final, finished = adapter.step(action)
+                self.num_timesteps += 1
+                bar.update(1)
+                buf["obs"].append(obs[0])
+                buf["actions"].append(action[0])
+                buf["rewards"].append(r[0])
+                buf["terminated"].append(term[0])
+                cut = bool(trunc[0] and not term[0])
+                buf["truncated"].append(cut)
+                if cut:
+                    buf["final"][len(buf["rewards"]) - 1] = final[0]
+                for _, ret, length in finished:
+                    self._record_episode(ret, length)
+                    buf["episodes"] += 1
+                obs = new_obs
+                self._last_obs = obs
+                if not cb.on_step(locals()):
+                    break
+                if buf["episodes"] == self.n_episodes:
+                    set_lr(self.optimizer, self._lr((self.num_timesteps - start) / max(total, 1)))
+                    self._update(buf)
+                    buf = self._episode_buffer = _new_episode_buffer()
+        cb.on_training_end()
+        self._log_learn_end()
         return self
 
-    def _callback(self, callback: Any, local_vars: dict) -> Any:
-        return callback(local_vars, globals())
-
-    def _update(self, obs: list, actions: list, rewards: list, term: list, trunc: list, trunc_final: dict) -> dict:
-        o = np.stack(obs)
-        a = np.stack(actions)
-        r = np.asarray(rewards, dtype=np.float64)
-        te = np.asarray(term, dtype=bool)
-        tr = np.asarray(trunc, dtype=bool)
+    def _update(self, buf: dict) -> dict:
+        """One gradient step on the complete episodes in ``buf``."""
+        o = np.stack(buf["obs"])
+        a = np.stack(buf["actions"])
+        r = np.asarray(buf["rewards"], dtype=np.float64)
+        te = np.asarray(buf["terminated"], dtype=bool)
+        tr = np.asarray(buf["truncated"], dtype=bool)
+        trunc_final = buf["final"]
         boot = None
         if trunc_final and self.baseline:
             idx = np.fromiter(trunc_final.keys(), dtype=np.int64)
@@ -458,7 +455,8 @@ class A2C(_PolicyAgent):
         learning_rate (7e-4), n_steps (5), gamma (0.99), gae_lambda (1.0), ent_coef (0.0),
         vf_coef (0.5), max_grad_norm (0.5), rms_prop_eps (1e-5), use_rms_prop (True: RMSprop
         with alpha 0.99, else Adam), normalize_advantage (False): Stable-Baselines3's names
-        and defaults. ``learning_rate`` may be a function of the remaining progress.
+        and defaults. ``learning_rate`` may be a schedule of the fraction of ``learn``
+        done (0 -> 1; see :mod:`ferrograd.rl.schedules`), saved as its final value.
         seed, verbose: see :class:`BaseAgent`.
     """
 
@@ -481,9 +479,6 @@ class A2C(_PolicyAgent):
         policy_kwargs: Optional[dict] = None,
         seed: Optional[int] = None,
         verbose: int = 0,
-        *,
-        observation_space: Any = None,
-        action_space: Any = None,
     ) -> None:
         super().__init__(env, gamma=gamma, seed=seed, verbose=verbose)
         if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
@@ -500,22 +495,21 @@ class A2C(_PolicyAgent):
         self.normalize_advantage = bool(normalize_advantage)
         self.learning_rate = learning_rate
         self._lr = make_lr("A2C", learning_rate)
-        self._setup_policy(policy, policy_kwargs, True, observation_space, action_space)
+        self._setup_policy(policy, policy_kwargs, True)
         if not getattr(self.policy, "with_value", True):
             raise ValueError("A2C: the policy needs a critic (with_value=True)")
         self._params = list(self.policy.parameters())
         if self.use_rms_prop:
-            self.optimizer = RMSprop(self._params, lr=self._lr(1.0), alpha=0.99, eps=self.rms_prop_eps, weight_decay=0.0)
+            self.optimizer = RMSprop(self._params, lr=self._lr(0.0), alpha=0.99, eps=self.rms_prop_eps, weight_decay=0.0)
         else:
-            self.optimizer = Adam(self._params, lr=self._lr(1.0))
-        self.n_envs = self._adapter.num_envs if self._adapter is not None else 1
+            self.optimizer = Adam(self._params, lr=self._lr(0.0))
+        self.n_envs = int(env.num_envs) if is_vector_env(env) else 1
 
     def _hyperparameters(self) -> dict:
         return dict(
             policy=self._policy_name,
-            learning_rate=self.learning_rate if not callable(self.learning_rate) else self._lr(0.0),
+            learning_rate=self.learning_rate if not callable(self.learning_rate) else self._lr(1.0),
             n_steps=self.n_steps,
-            gamma=self.gamma,
             gae_lambda=self.gae_lambda,
             ent_coef=self.ent_coef,
             vf_coef=self.vf_coef,
@@ -524,20 +518,19 @@ class A2C(_PolicyAgent):
             use_rms_prop=self.use_rms_prop,
             normalize_advantage=self.normalize_advantage,
             policy_kwargs=self.policy_kwargs,
-            seed=self.seed,
         )
-
-    def _callback(self, callback: Any, local_vars: dict) -> Any:
-        return callback(local_vars, globals())
 
     def learn(self, total_timesteps: int, callback: Any = None, progress_bar: bool = True) -> "A2C":
         """Runs rollouts of ``n_steps`` x ``n_envs`` steps and one update each until
-        ``total_timesteps`` environment steps have been taken."""
-        total = int(total_timesteps)
+        ``total_timesteps`` environment steps have been taken. ``callback(locals) -> False``
+        (or an object with ``on_step()``) stops early, without updating on the partial
+        rollout."""
+        total = check_total_timesteps(total_timesteps, "A2C.learn")
         start = self.num_timesteps
-        obs = self._reset_env()
+        obs = self._start()
         adapter = self._adapter
         e, n = adapter.num_envs, self.n_steps
+        self.n_envs = e
         d = self._obs_dim
         xs = np.zeros((n, e, d), dtype=np.float32)
         if self.action_kind == "discrete":
@@ -549,41 +542,47 @@ class A2C(_PolicyAgent):
         terms = np.zeros((n, e), dtype=bool)
         truncs = np.zeros((n, e), dtype=bool)
         boot = np.zeros((n, e))
+        cb = self._init_callback(callback)
+        cb.on_training_start(locals())
         stop = False
-        while self.num_timesteps - start < total:
-            truncs[:] = False
-            for t in range(n):
-                x = preprocess_obs(obs, self.observation_space)
-                with no_grad():
-                    dist, v = self.policy(Tensor._wrap(x))
-                    action = dist.sample(self.rng)
-                obs, r, term, trunc, final, finished = adapter.step(action)
-                self.num_timesteps += e
-                xs[t] = x
-                acts[t] = action
-                rews[t] = r
-                vals[t] = v.data
-                terms[t] = term
-                cut = trunc & ~term
-                truncs[t] = cut
-                if cut.any():
-                    idx = np.flatnonzero(cut)
+        with self._progress_bar(total, progress_bar) as bar:
+            while self.num_timesteps - start < total and not stop:
+                for t in range(n):
+                    x = preprocess_obs(obs, self.observation_space)
                     with no_grad():
-                        boot[t, idx] = self.policy.predict_values(self._x(final[idx])).data
-                for _, ret, length in finished:
-                    self._record_episode(ret, length)
-                if callback is not None and self._callback(callback, locals()) is False:
-                    stop = True
+                        dist, v = self.policy(Tensor._wrap(x))
+                        action = dist.sample(self.rng)
+                    obs, r, term, trunc, final, finished = adapter.step(action)
+                    self._last_obs = obs
+                    self.num_timesteps += e
+                    bar.update(e)
+                    xs[t] = x
+                    acts[t] = action
+                    rews[t] = r
+                    vals[t] = v.data
+                    terms[t] = term
+                    cut = trunc & ~term
+                    truncs[t] = cut
+                    if cut.any():
+                        idx = np.flatnonzero(cut)
+                        with no_grad():
+                            boot[t, idx] = self.policy.predict_values(self._x(final[idx])).data
+                    for _, ret, length in finished:
+                        self._record_episode(ret, length)
+                    if not cb.on_step(locals()):
+                        stop = True
+                        break
+                if stop:
                     break
-            if stop:
-                break
-            with no_grad():
-                last = self.policy.predict_values(self._x(obs)).data
-            next_vals = np.concatenate([vals[1:], last[None]], axis=0)
-            next_vals = np.where(truncs, boot, next_vals)
-            adv, ret = compute_gae(rews, vals, next_vals, terms, truncs, self.gamma, self.gae_lambda)
-            set_lr(self.optimizer, self._lr(self._progress(total, start)))
-            self._update(xs.reshape(n * e, d), acts.reshape((n * e,) + acts.shape[2:]), adv.reshape(-1), ret.reshape(-1))
+                with no_grad():
+                    last = self.policy.predict_values(self._x(obs)).data
+                next_vals = np.concatenate([vals[1:], last[None]], axis=0)
+                next_vals = np.where(truncs, boot, next_vals)
+                adv, ret = compute_gae(rews, vals, next_vals, terms, truncs, self.gamma, self.gae_lambda)
+                set_lr(self.optimizer, self._lr((self.num_timesteps - start) / max(total, 1)))
+                self._update(xs.reshape(n * e, d), acts.reshape((n * e,) + acts.shape[2:]), adv.reshape(-1), ret.reshape(-1))
+        cb.on_training_end()
+        self._log_learn_end()
         return self
 
     def _update(self, x: np.ndarray, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray) -> dict:
