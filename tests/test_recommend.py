@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ferrograd as fg
 from ferrograd import recommend as rc
@@ -95,6 +97,17 @@ def test_load_ratings_errors_name_file_and_line(tmp_path, text, pattern):
     p.write_text(text)
     with pytest.raises(ValueError, match=pattern):
         rc.load_ratings(p)
+
+
+def test_load_ratings_csv_with_header(tmp_path):
+    p = tmp_path / "ratings.csv"
+    p.write_text("userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n1,1029,3.0,1260759179\n7,31,4.5,1260759185\n")
+    R = rc.load_ratings(p, scale=(0.5, 5))
+    np.testing.assert_array_equal(R.to_dense()[0], [[2.5, 3.0], [4.5, 0]])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("userId,movieId,rating,timestamp\n1,31,2.5\nuserId,movieId,rating,timestamp\n")
+    with pytest.raises(ValueError, match=r"bad\.csv, line 3: expected integer user and item ids"):
+        rc.load_ratings(bad)
 
 
 def test_load_ratings_scale_option(tmp_path):
@@ -209,6 +222,51 @@ def test_ranking_metrics_by_hand_unrated_candidates_and_ties():
         rc.ranking_metrics(scores[:, :4], test)
     with pytest.raises(ValueError, match="k must be an int >= 1, given 0"):
         rc.ranking_metrics(scores, test, k=0)
+
+
+def _ref_ranking(scores, test, train, k, threshold, candidates):
+    """Per-user loops over the documented definitions."""
+    U, I = scores.shape
+    held = {}
+    for u, i, r in zip(test.users, test.items, test.ratings):
+        held.setdefault(int(u), {})[int(i)] = float(r)
+    trained = {(int(u), int(i)) for u, i in zip(train.users, train.items)}
+    P, R, N = [], [], []
+    for u in range(U):
+        rel = {i for i, r in held.get(u, {}).items() if r >= threshold}
+        if not rel:
+            continue
+        if candidates == "test":
+            cand = sorted(held[u])
+        else:
+            cand = [i for i in range(I) if (u, i) not in trained]
+        ranked = sorted(cand, key=lambda i: (-scores[u, i], i))[:k]
+        hits = [1.0 if i in rel else 0.0 for i in ranked]
+        denom = k if candidates == "unrated" else min(k, len(cand))
+        P.append(sum(hits) / denom)
+        R.append(sum(hits) / len(rel))
+        dcg = sum(h / math.log2(j + 2) for j, h in enumerate(hits))
+        idcg = sum(1 / math.log2(j + 2) for j in range(min(k, len(rel))))
+        N.append(dcg / idcg)
+    if not P:
+        return {"n_users": 0}
+    return {"precision": np.mean(P), "recall": np.mean(R), "ndcg": np.mean(N), "n_users": len(P)}
+
+
+@given(st.integers(0, 10_000), st.integers(1, 7), st.sampled_from(["test", "unrated"]), st.sampled_from([3.0, 4.0]))
+def test_ranking_metrics_match_a_loop_reference(seed, k, candidates, threshold):
+    g = np.random.default_rng(seed)
+    U, I = int(g.integers(2, 7)), int(g.integers(3, 9))
+    n = int(g.integers(2, U * I))
+    R = rc.make_ratings(U, I, n, rank=2, seed=seed)
+    train, test = rc.train_test_split(R, 0.5, seed=seed)
+    scores = g.integers(0, 4, size=(U, I)).astype(float)  # many ties
+    got = rc.ranking_metrics(scores, test, k, threshold=threshold, candidates=candidates, exclude=train)
+    want = _ref_ranking(scores, test, train, k, threshold, candidates)
+    assert got["n_users"] == want["n_users"]
+    if want["n_users"]:
+        for m in ("precision", "recall", "ndcg"):
+            assert got[m] == pytest.approx(want[m], rel=1e-12, abs=1e-12), m
 
 
 # ----------------------------------------------------------------------------- baselines

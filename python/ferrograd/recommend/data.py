@@ -253,8 +253,11 @@ def load_ratings(
     encoding: str = "latin-1",
 ) -> RatingMatrix:
     """Reads a MovieLens-format ratings file: one ``user item rating timestamp`` per line
-    (the timestamp may be left out), separated by tabs (MovieLens 100k ``u.data``) or by
-    ``::`` (MovieLens 1M/10M ``ratings.dat``), or ``sep`` if given. Blank lines are skipped.
+    (the timestamp may be left out), separated by tabs (MovieLens 100k ``u.data``), by
+    ``::`` (MovieLens 1M/10M ``ratings.dat``) or by commas (``ratings.csv`` of MovieLens
+    20M / latest, whose first line of column names ``userId,...`` is skipped), or by ``sep``
+    if given. Blank lines are skipped. (MovieLens 10M / 20M / latest use half stars: pass
+    ``scale=(0.5, 5)``.)
 
     Raw user / item ids (any integers) are mapped to contiguous indices in increasing id
     order; ``result.user_ids[u]`` and ``result.item_ids[i]`` give the raw ids back.
@@ -282,10 +285,15 @@ def load_ratings(
     lineno = np.empty(n, dtype=np.int64)
     k = 0
     splitter = None if sep == " " else sep
+    header_ok = sep == ","
     for no, line in enumerate(lines, 1):  # file parsing: one pass over the text lines
         if not line.strip():
             continue
         parts = line.strip().split(splitter)
+        if header_ok:
+            header_ok = False
+            if parts and parts[0].strip().lower() in ("userid", "user_id", "user"):
+                continue
         if len(parts) not in (3, 4):
             raise ValueError(
                 f"{what}: {name}, line {no}: expected 'user item rating timestamp' separated by {sep!r} "
