@@ -39,10 +39,11 @@ def _indices(op: str, input: Any, num_embeddings: int) -> np.ndarray:
         if arr.size == 0 and arr.dtype == np.float64:  # ``[]`` -> an empty float64 array
             arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iu":
-        hint = " (ferrograd.tensor makes floats; pass a NumPy integer array or a list of ints)" if arr.dtype.kind == "f" else ""
+        first = f", first value {arr.reshape(-1)[0].item()!r}" if arr.size else ""
+        hint = "; ferrograd.tensor makes floats, pass a NumPy integer array or a list of ints" if arr.dtype.kind == "f" else ""
         raise TypeError(
-            f"{op}: indices must be an integer array/Tensor (int32 or int64), given dtype {arr.dtype} "
-            f"with shape {arr.shape}{hint}"
+            f"{op}: indices must be integers in [0, {num_embeddings - 1}] (an int32/int64 array or Tensor), "
+            f"given dtype {arr.dtype} with shape {arr.shape}{first}{hint}"
         )
     if arr.size:
         lo, hi = arr.min(), arr.max()
