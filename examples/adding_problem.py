@@ -10,7 +10,10 @@ An LSTM, a GRU and a vanilla tanh RNN of the same size are trained with the same
 (same steps, batch size, learning rate, Adam, gradients clipped with
 ``nn.utils.clip_grad_norm_``) on freshly drawn batches, then scored on a fixed test set.
 With sequences of 50 steps the gated networks drive the test MSE far below 0.01, while the
-tanh RNN's gradient through 25+ steps vanishes and it stays near the 0.167 baseline.
+tanh RNN's gradient through 25+ steps vanishes and it stays near the 0.167 baseline. For
+each model the script also prints how much of the output's gradient reaches the first
+input step relative to the last one, at initialisation and after training: the gated
+networks learn to carry it across all 50 steps, the tanh RNN's stays vanishingly small.
 
     python examples/adding_problem.py            # defaults: seq_len 50, 1200 steps
     python examples/adding_problem.py --steps 2000 --hidden 64
@@ -61,6 +64,17 @@ class Regressor(nn.Module):
         return self.head(out[:, -1])
 
 
+def gradient_reach(model: nn.Module, x: np.ndarray) -> float:
+    """How much of the output's gradient reaches the first step: ||d out / d x_1|| divided
+    by ||d out / d x_T|| over the batch ``x`` (n, T, 2). Vanishing gradients make it tiny."""
+    xt = fg.tensor(x, requires_grad=True)
+    model(xt).sum().backward()
+    norms = np.sqrt((xt.grad.data.astype(np.float64) ** 2).sum(axis=(0, 2)))
+    for p in model.parameters():
+        p.grad = None
+    return float(norms[0] / norms[-1]) if norms[-1] > 0 else float("nan")
+
+
 def train_one(
     kind: str,
     seq_len: int,
@@ -72,12 +86,14 @@ def train_one(
     seed: int,
     log_every: int = 0,
 ) -> Dict[str, float]:
-    """Trains one model; returns its test MSE, final training loss and wall time."""
+    """Trains one model; returns its test MSE, final training loss, wall time and the
+    gradient reach (see :func:`gradient_reach`) before and after training."""
     fg.manual_seed(seed)
     rng = np.random.default_rng(seed)  # the same training batches for every model
     model = Regressor(kind, hidden)
     opt = optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.MSELoss()
+    reach0 = gradient_reach(model, test[0][:256])
     t0 = time.perf_counter()
     recent = []
     for step in range(1, steps + 1):
@@ -94,7 +110,13 @@ def train_one(
     with fg.no_grad():
         pred = model(fg.from_numpy(test[0])).data
     mse = float(np.mean((pred - test[1]) ** 2))
-    return {"test_mse": mse, "train_mse": float(np.mean(recent[-50:])), "seconds": seconds}
+    return {
+        "test_mse": mse,
+        "train_mse": float(np.mean(recent[-50:])),
+        "seconds": seconds,
+        "reach_init": reach0,
+        "reach_trained": gradient_reach(model, test[0][:256]),
+    }
 
 
 def main(
@@ -110,7 +132,8 @@ def main(
     verbose: bool = True,
 ) -> Dict[str, Dict[str, float]]:
     """Trains each of ``kinds`` with the same budget and prints (and returns) their test MSE
-    beside the variance baseline. Returns {kind: {'test_mse', 'train_mse', 'seconds'}} plus
+    beside the variance baseline. Returns {kind: {'test_mse', 'train_mse', 'seconds',
+    'reach_init', 'reach_trained'}} plus
     'baseline': {'test_mse'}, the MSE of predicting 1.0 on the same test set."""
     test = adding_batch(np.random.default_rng(10_000 + seed), n_test, seq_len)
     base = float(np.mean((test[1] - 1.0) ** 2))
@@ -123,7 +146,8 @@ def main(
         results[kind] = r
         if verbose:
             name = "RNN (tanh)" if kind == "RNN" else kind
-            print(f"{name:<11} test MSE {r['test_mse']:.5f}   ({r['seconds']:.1f} s)")
+            print(f"{name:<11} test MSE {r['test_mse']:.5f}   ({r['seconds']:.1f} s)   "
+                  f"gradient reaching step 1 / step {seq_len}: {r['reach_init']:.1e} at init, {r['reach_trained']:.1e} trained")
     if verbose:
         print(f"{'baseline':<11} test MSE {base:.5f}   (predict 1.0; theory 2/12 = {BASELINE_MSE:.5f})")
     return results

@@ -81,6 +81,7 @@ def test_adding_problem_small():
     assert 0.1 < base < 0.25  # ≈ 2/12
     for kind in ("LSTM", "GRU", "RNN"):
         assert math.isfinite(res[kind]["test_mse"]) and res[kind]["seconds"] > 0
+        assert 0 <= res[kind]["reach_init"] < 1e3 and 0 <= res[kind]["reach_trained"] < 1e3
     # On 8-step sequences the gated networks learn the task well within 300 steps.
     assert res["LSTM"]["test_mse"] < 0.5 * base
     assert res["GRU"]["test_mse"] < 0.5 * base
