@@ -11,9 +11,11 @@ values with a boolean mask of the observed entries (missing entries hold ``fill`
 
 from __future__ import annotations
 
+import io
 import math
 import os
-from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
+import warnings
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -271,12 +273,76 @@ def load_ratings(
     lo, hi = _scale(scale, what)
     name = os.fspath(path)
     with open(name, "r", encoding=encoding, newline=None) as f:
-        lines = f.read().split("\n")
+        text = f.read()
     if sep is None:
-        first = next((ln for ln in lines if ln.strip()), "")
+        first = next((ln for ln in text.split("\n", 64) if ln.strip()), "")
         sep = _detect_sep(first)
     elif not isinstance(sep, str) or not sep:
         raise ValueError(f"{what}: sep must be a non-empty string, given {sep!r}")
+    fast = _parse_fast(text, sep, lo, hi)
+    lineno = None
+    if fast is None:  # a malformed file: the line-by-line parser names the bad line
+        us, its, rs, ts, lineno = _parse_lines(text.split("\n"), name, sep, lo, hi)
+    else:
+        us, its, rs, ts = fast
+    if us.size == 0:
+        raise ValueError(f"{what}: {name} holds no ratings (expected lines 'user item rating timestamp')")
+    user_ids, ui = np.unique(us, return_inverse=True)
+    item_ids, ii = np.unique(its, return_inverse=True)
+    key = ui.astype(np.int64) * len(item_ids) + ii
+    order = np.argsort(key, kind="stable")
+    dup = np.flatnonzero(key[order][1:] == key[order][:-1])
+    if dup.size:
+        if lineno is None:
+            lineno = _parse_lines(text.split("\n"), name, sep, lo, hi)[4]
+        a, b = order[dup[0]], order[dup[0] + 1]
+        raise ValueError(
+            f"{what}: {name}, line {lineno[b]}: user {us[b]} rated item {its[b]} already on line {lineno[a]}"
+        )
+    return RatingMatrix(
+        ui, ii, rs, len(user_ids), len(item_ids), scale=(lo, hi), timestamps=ts,
+        user_ids=user_ids, item_ids=item_ids, dtype=dtype, _checked=True,
+    )
+
+
+def _is_header(line: str, sep: str) -> bool:
+    first = line.strip().split(sep)[0].strip().lower() if line.strip() else ""
+    return sep == "," and first in ("userid", "user_id", "user")
+
+
+def _parse_fast(text: str, sep: str, lo: float, hi: float) -> Optional[Tuple[np.ndarray, ...]]:
+    """The whole file through NumPy's C parser (``numpy.loadtxt``); None when anything is
+    off (then :func:`_parse_lines` finds and names the line)."""
+    if sep not in ("\t", "::", ",", " "):
+        return None
+    body = text.replace("::", "\t") if sep == "::" else text
+    delim = {"::": "\t", " ": None}.get(sep, sep)
+    first = next((ln for ln in body.split("\n", 64) if ln.strip()), "")
+    skip = 1 if _is_header(first, sep) and body.lstrip().startswith(first.strip()) else 0
+    if not first:
+        return (np.zeros(0, np.int64),) * 2 + (np.zeros(0), np.zeros(0, np.int64))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            arr = np.loadtxt(io.StringIO(body), delimiter=delim, dtype=np.float64, ndmin=2, skiprows=skip)
+    except (ValueError, UserWarning):
+        return None
+    if arr.shape[1] not in (3, 4) or not np.all(np.isfinite(arr)):
+        return None
+    ids = arr[:, [0, 1] + ([3] if arr.shape[1] == 4 else [])]
+    if not np.all(ids == np.rint(ids)) or np.abs(ids).max(initial=0) >= 2.0**53:
+        return None
+    r = arr[:, 2]
+    if not np.all((r >= lo) & (r <= hi)):
+        return None
+    ts = arr[:, 3].astype(np.int64) if arr.shape[1] == 4 else np.zeros(arr.shape[0], np.int64)
+    return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), r.copy(), ts
+
+
+def _parse_lines(lines: List[str], name: str, sep: str, lo: float, hi: float) -> Tuple[np.ndarray, ...]:
+    """Line by line, raising ValueError naming the file and line of the first bad line;
+    returns (users, items, ratings, timestamps, line numbers)."""
+    what = "load_ratings"
     n = len(lines)
     us = np.empty(n, dtype=np.int64)
     its = np.empty(n, dtype=np.int64)
@@ -286,13 +352,13 @@ def load_ratings(
     k = 0
     splitter = None if sep == " " else sep
     header_ok = sep == ","
-    for no, line in enumerate(lines, 1):  # file parsing: one pass over the text lines
+    for no, line in enumerate(lines, 1):  # the diagnostic pass over the text lines
         if not line.strip():
             continue
         parts = line.strip().split(splitter)
         if header_ok:
             header_ok = False
-            if parts and parts[0].strip().lower() in ("userid", "user_id", "user"):
+            if _is_header(line, sep):
                 continue
         if len(parts) not in (3, 4):
             raise ValueError(
@@ -305,7 +371,7 @@ def load_ratings(
             rs[k] = float(parts[2])
             if len(parts) == 4:
                 ts[k] = int(parts[3])
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(
                 f"{what}: {name}, line {no}: expected integer user and item ids, a numeric rating and an integer "
                 f"timestamp, given {line.strip()[:80]!r}"
@@ -314,23 +380,7 @@ def load_ratings(
             raise ValueError(f"{what}: {name}, line {no}: rating {parts[2].strip()} is outside the scale [{lo:g}, {hi:g}]")
         lineno[k] = no
         k += 1
-    if k == 0:
-        raise ValueError(f"{what}: {name} holds no ratings (expected lines 'user item rating timestamp')")
-    us, its, rs, ts, lineno = us[:k], its[:k], rs[:k], ts[:k], lineno[:k]
-    user_ids, ui = np.unique(us, return_inverse=True)
-    item_ids, ii = np.unique(its, return_inverse=True)
-    key = ui.astype(np.int64) * len(item_ids) + ii
-    order = np.argsort(key, kind="stable")
-    dup = np.flatnonzero(key[order][1:] == key[order][:-1])
-    if dup.size:
-        a, b = order[dup[0]], order[dup[0] + 1]
-        raise ValueError(
-            f"{what}: {name}, line {lineno[b]}: user {us[b]} rated item {its[b]} already on line {lineno[a]}"
-        )
-    return RatingMatrix(
-        ui, ii, rs, len(user_ids), len(item_ids), scale=(lo, hi), timestamps=ts,
-        user_ids=user_ids, item_ids=item_ids, dtype=dtype, _checked=True,
-    )
+    return us[:k], its[:k], rs[:k], ts[:k], lineno[:k]
 
 
 def save_ratings(ratings: RatingMatrix, path: PathLike, sep: str = "\t") -> None:
@@ -345,8 +395,8 @@ def save_ratings(ratings: RatingMatrix, path: PathLike, sep: str = "\t") -> None
     r = ratings.ratings.astype(np.float64)
     integral = bool(np.all(r == np.round(r)))
     rtxt = r.astype(np.int64).astype(str) if integral else np.char.mod("%.6g", r)
-    cols = [np.asarray(uid).astype(str), np.asarray(iid).astype(str), rtxt, ts.astype(str)]
-    body = "\n".join(sep.join(row) for row in zip(*cols))  # text assembly of the output lines
+    cols = [np.asarray(uid).astype(str).tolist(), np.asarray(iid).astype(str).tolist(), rtxt.tolist(), ts.astype(str).tolist()]
+    body = "\n".join(map(sep.join, zip(*cols)))
     target = os.fspath(path)
     tmp = f"{target}.tmp{os.getpid()}"
     try:
