@@ -213,3 +213,14 @@ def test_dcgan_example_smoke(tmp_path, capsys):
     except ImportError:
         return
     assert (tmp_path / "dcgan_digits.png").exists()
+
+
+def test_progress_bar_shows_both_losses(capsys, rng):
+    fg.manual_seed(8)
+    gan = GAN(*_nets(dtype=np.float32), 3)
+    gan.fit(rng.normal(size=(64, 2)).astype(np.float32), epochs=2, batch_size=16, verbose=1)
+    err = capsys.readouterr().err
+    assert "GAN" in err and "d_loss:" in err and "g_loss:" in err and "8/8" in err
+    gan.fit(rng.normal(size=(64, 2)).astype(np.float32), epochs=1, batch_size=16, verbose=2)
+    out = capsys.readouterr().out
+    assert out.startswith("Epoch 1/1") and "d_loss:" in out and "g_loss:" in out
