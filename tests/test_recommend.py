@@ -1,7 +1,9 @@
 """ferrograd.recommend: the ratings container, MovieLens files, make_ratings, the split,
 metrics against hand-computed values, the baselines against NumPy references, the masked
 AutoRec loss (gradcheck; missing entries have no influence), RBMRecommender's CD
-statistics against a NumPy reference, and a smoke run of examples/recommend.py."""
+statistics (softmax and implicit units) against NumPy references, the implicit mode's
+top-N precision above the popularity baseline (reduced run), and a smoke run of
+examples/recommend.py."""
 
 from __future__ import annotations
 
@@ -467,6 +469,93 @@ def test_rbm_fit_predict_recommend():
         m.evaluate(rc.RatingMatrix([0], [0], [3], 3, 4))
 
 
+def _ref_cd_implicit(model, V0, gen):
+    """NumPy reference of the implicit (Bernoulli-visible) CD-k, float64, documented draw order."""
+    W = model.W_.astype(np.float64)
+    bv = model.visible_bias_.astype(np.float64)
+    bh = model.hidden_bias_.astype(np.float64)
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    B = V0.shape[0]
+    ph0 = sig(V0 @ W + bh)
+    h = (gen.random(ph0.shape) < ph0).astype(np.float64)
+    for step in range(model.cd_k):
+        pv = sig(h @ W.T + bv)
+        Vk = (gen.random(pv.shape) < pv).astype(np.float64)
+        phk = sig(Vk @ W + bh)
+        if step < model.cd_k - 1:
+            h = (gen.random(phk.shape) < phk).astype(np.float64)
+    return (V0.T @ ph0 - Vk.T @ phk) / B, (V0 - Vk).sum(0) / B, (ph0 - phk).sum(0) / B
+
+
+@pytest.mark.parametrize("cd_k", [1, 3])
+def test_rbm_implicit_cd_statistics_match_numpy_reference(cd_k):
+    # ratings >= 4 are "liked"; user 2 rated item 3 with a 2 and nothing else
+    R = rc.RatingMatrix([0, 0, 1, 1, 1, 2], [0, 2, 0, 1, 3, 3], [5, 1, 3, 4, 4, 2], 3, 4)
+    m = rc.RBMRecommender(5, visible="implicit", cd_k=cd_k, n_epochs=0, random_state=0, dtype=np.float64).fit(R)
+    assert m.W_.shape == (4, 5) and m.visible_bias_.shape == (4,) and m.weight_decay == 0.01
+    # visible biases: log-odds of the smoothed "rated and liked" frequency, (count + 1) / (users + 2)
+    freq = (np.array([1, 1, 0, 1]) + 1.0) / 5.0
+    np.testing.assert_allclose(m.visible_bias_, np.log(freq / (1 - freq)), rtol=1e-12)
+    V0, _ = m._onehot(m._C)
+    # liked -> 1; disliked and missing alike -> 0
+    np.testing.assert_array_equal(V0, [[1, 0, 0, 0], [0, 1, 0, 1], [0, 0, 0, 0]])
+    m.W_ = np.random.default_rng(1).normal(0, 0.5, m.W_.shape)
+    m.hidden_bias_ = np.random.default_rng(2).normal(0, 0.5, 5)
+    m.visible_bias_ = np.random.default_rng(4).normal(0, 0.5, 4)
+    dW, dbv, dbh, pv1 = m.cd_statistics(V0, np.zeros((3, 4), bool), np.random.default_rng(7))
+    rW, rbv, rbh = _ref_cd_implicit(m, V0, np.random.default_rng(7))
+    np.testing.assert_allclose(dW, rW, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dbv, rbv, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dbh, rbh, rtol=1e-10, atol=1e-12)
+    assert pv1.shape == (3, 4)
+    # every item is reconstructed, rated or not (missing = negative): the rated-mask plays
+    # no part, unlike in the softmax model
+    again = m.cd_statistics(V0, np.ones((3, 4), bool), np.random.default_rng(7))
+    for x, y in zip(again, (dW, dbv, dbh, pv1)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_rbm_implicit_scores_predict_and_determinism():
+    data = rc.make_ratings(60, 40, 900, rank=3, seed=3)
+    train, test = rc.train_test_split(data, 0.2, seed=0)
+    m = rc.RBMRecommender(8, visible="implicit", n_epochs=3, batch_size=16, random_state=0, dtype=np.float64).fit(train)
+    assert not m.predicts_ratings and len(m.history_["recon_rmse"]) == 3
+    # scores = p(v = 1 | p_h) of one mean-field pass from the liked-items vector
+    R, M = train.to_dense()
+    V = ((R >= 4) & M).astype(np.float64)
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    ref = sig(sig(V @ m.W_ + m.hidden_bias_) @ m.W_.T + m.visible_bias_)
+    np.testing.assert_allclose(m.scores(), ref, rtol=1e-10)
+    np.testing.assert_allclose(m.transform(), sig(V @ m.W_ + m.hidden_bias_), rtol=1e-12)
+    P = m.predict_proba()
+    assert P.shape == (60, 40, 2)
+    np.testing.assert_allclose(P[..., 1], ref, rtol=1e-10)
+    np.testing.assert_allclose(P.sum(-1), 1.0)
+    res = m.evaluate(test, k=5, candidates="unrated")
+    assert set(res) == {"precision", "recall", "ndcg"}
+    np.testing.assert_allclose(
+        res["precision"], rc.precision_at_k(ref, test, 5, candidates="unrated", exclude=train), rtol=1e-12
+    )
+    again = rc.RBMRecommender(8, visible="implicit", n_epochs=3, batch_size=16, random_state=0, dtype=np.float64).fit(train)
+    np.testing.assert_array_equal(again.W_, m.W_)
+    with pytest.raises(ValueError, match="visible must be 'softmax', 'binary' or 'implicit', given 'gauss'"):
+        rc.RBMRecommender(visible="gauss")
+    with pytest.raises(ValueError, match="'p_like' for binary and implicit units"):
+        rc.RBMRecommender(visible="implicit", score="expected")
+
+
+def test_rbm_implicit_beats_popularity_top_n_smoke():
+    # reduced version of examples/recommend.py's goal: MovieLens-100k-sized synthetic set,
+    # every unrated item ranked, relevant = held-out rating >= 4
+    data = rc.make_ratings(seed=0)
+    train, test = rc.train_test_split(data, 0.2, seed=0)
+    m = rc.RBMRecommender(50, visible="implicit", learning_rate=0.02, n_epochs=30, random_state=0).fit(train)
+    p = m.evaluate(test, 10, candidates="unrated")["precision"]
+    for by in ("count", "liked"):
+        q = rc.PopularityBaseline(by=by).fit(train).evaluate(test, 10, candidates="unrated")["precision"]
+        assert p > q + 0.02, (by, p, q)
+
+
 # ----------------------------------------------------------------------------- example
 
 
@@ -475,8 +564,9 @@ def test_recommend_example_smoke(capsys):
     spec = importlib.util.spec_from_file_location("recommend_example", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    res = mod.main(["--users", "80", "--items", "60", "--ratings", "1500", "--rbm-epochs", "2", "--autorec-epochs", "2", "--quiet"])
-    for name in ("bias", "popularity", "autorec", "rbm"):
-        assert name in res
+    res = mod.main(["--users", "80", "--items", "60", "--ratings", "1500", "--rbm-epochs", "2", "--rbm-implicit-epochs", "2", "--autorec-epochs", "2", "--quiet"])
+    for name in ("bias", "popularity", "popularity (liked)", "autorec", "rbm", "rbm-implicit"):
+        assert name in res and "precision_unrated" in res[name]
+    assert "rmse" in res["rbm"] and "rmse" not in res["rbm-implicit"]
     out = capsys.readouterr().out
-    assert "RMSE" in out and "precision@10" in out
+    assert "RMSE" in out and "top-N" in out and "RBMRecommender (implicit) precision@10" in out

@@ -10,7 +10,8 @@
 - Models (``fit(train)``, ``predict(users, items)``, ``predict_matrix()``, ``scores()``,
   ``recommend(user, k)``, ``evaluate(test, k)``): :class:`BiasBaseline` (mu + b_u + b_i),
   :class:`PopularityBaseline`, :class:`RBMRecommender` (softmax-visible RBM,
-  Salakhutdinov, Mnih and Hinton 2007), :class:`AutoRec` (item- or user-based, masked
+  Salakhutdinov, Mnih and Hinton 2007, for rating prediction; ``visible="implicit"``,
+  liked-vs-everything-else units, for top-N lists), :class:`AutoRec` (item- or user-based, masked
   loss).
 
 >>> from ferrograd import recommend

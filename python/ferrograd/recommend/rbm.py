@@ -13,6 +13,19 @@ weights and biases get no gradient from that user.
     p(h_j = 1 | V) = sigmoid(b_j + sum_{i rated, k} V_ik W_ikj)
     p(v_i = k | h) = softmax_k(b_ik + sum_j h_j W_ikj)        (rated items i only)
 
+``visible="implicit"`` is the top-N (ranking) mode: one Bernoulli visible unit per item,
+1 where the user rated the item **and liked it** (rating >= ``like_threshold``), 0
+everywhere else -- disliked and unrated items alike, so missing ratings are treated as
+negative (implicit feedback) and every item takes part in both phases:
+
+    p(h_j = 1 | v) = sigmoid(b_j + sum_i v_i W_ij)
+    p(v_i = 1 | h) = sigmoid(b_i + sum_j h_j W_ij)                (all items)
+
+An unrated item is then scored by p(v_i = 1 | p_h), the model's probability that the user
+rates it and likes it. Unlike the softmax model, which only sees rated items and so ranks
+by how much a user would like an item *if* they rated it (which favours obscure items),
+this learns which items a user picks at all, which dominates the top-N task.
+
 Training is CD-k on minibatches of users, vectorised over the batch: the data-dependent
 and the model statistics are matrix products through ferrograd's Rust GEMM
 (``ferrograd.tensor._mm`` -> ``ferrograd._native.mm``); the Gibbs sampling is NumPy on
@@ -70,22 +83,45 @@ def _check_num(v: Any, name: str, lo: float = 0.0, hi: float = math.inf, hi_open
 
 
 class RBMRecommender(Recommender):
-    """Collaborative-filtering RBM with softmax (or binary liked / not-liked) visible units.
+    """Collaborative-filtering RBM with softmax, binary liked / not-liked, or implicit
+    liked-vs-everything-else visible units.
+
+    Which mode for which task:
+
+    - **Rating prediction** (RMSE / MAE, or ranking the items a user *did* rate -- the
+      ``candidates="test"`` protocol): ``visible="softmax"`` (the default; Salakhutdinov,
+      Mnih and Hinton 2007). Unrated items are left out of both phases; the prediction is
+      the expected rating.
+    - **Top-N recommendation** (rank every item the user has not rated -- the
+      ``candidates="unrated"`` protocol of :func:`~ferrograd.recommend.ranking_metrics`):
+      ``visible="implicit"``: a Bernoulli unit per item, 1 = rated and liked, 0 = anything
+      else (missing treated as negative); scores are p(rated and liked). It predicts no
+      ratings (``predicts_ratings`` is False, ``evaluate`` gives no RMSE). The softmax
+      modes rank unrated items poorly: they never see which items a user chooses to rate.
+    - ``visible="binary"``: the softmax model with K = 2 states (not liked / liked) on
+      rated items only; scores are p(liked | rated).
 
     Args:
         n_hidden: number of binary hidden units (default 100, as in the paper).
-        visible: ``"softmax"`` (K = the integer rating levels of the scale, 5 for 1-5 stars)
-            or ``"binary"`` (K = 2: rating < like_threshold, rating >= like_threshold).
+        visible: ``"softmax"`` (K = the integer rating levels of the scale, 5 for 1-5 stars),
+            ``"binary"`` (K = 2: rating < like_threshold, rating >= like_threshold; rated
+            items only) or ``"implicit"`` (one Bernoulli unit per item: rated and
+            >= like_threshold, or not; all items).
         cd_k: Gibbs steps of contrastive divergence (CD-k; default 1).
         learning_rate: step size on the batch-mean gradient (default 0.05).
         momentum: final momentum (0.5 for the first 5 epochs, then this; default 0.9).
-        weight_decay: L2 penalty on the weights (default 1e-3).
+        weight_decay: L2 penalty on the weights (None: 1e-3 for the softmax and binary
+            modes, 0.01 for ``"implicit"``, whose dense visible layer overfits the
+            ranking without it; on the MovieLens-sized ``make_ratings`` set
+            ``learning_rate=0.02, n_epochs=60`` suits the implicit mode, see
+            examples/recommend.py).
         n_epochs: passes over the users (default 30).
         batch_size: users per minibatch (default 32).
         like_threshold: the rating from which an item counts as liked (default 4.0).
         score: ranking score of :meth:`scores`: ``"expected"`` rating (softmax) or
             ``"p_like"``, the probability of a rating >= like_threshold (the only choice for
-            binary units).
+            binary and implicit units; for implicit ones the probability of "rated and
+            liked").
         random_state: seed of the generator used for initialisation, batch order and Gibbs
             sampling (None: the library's generator, ``ferrograd.manual_seed``).
         verbose: 1 shows a tqdm progress bar over epochs with the reconstruction error.
@@ -94,7 +130,10 @@ class RBMRecommender(Recommender):
     Attributes after fit: ``W_`` (n_items * K, n_hidden), ``visible_bias_`` (n_items * K,),
     ``hidden_bias_`` (n_hidden,), ``levels_`` (K,) the rating value of each state,
     ``history_`` ``{"recon_rmse": [...]}`` per epoch (the root mean squared difference on
-    observed entries between a rating and its expected value after one up-down pass).
+    observed entries between a rating and its expected value after one up-down pass). For
+    ``visible="implicit"``, K = 1: ``W_`` is (n_items, n_hidden), ``levels_`` is ``[0, 1]``
+    (the two values of a unit), and ``recon_rmse`` is over all (user, item) entries between
+    v and p(v = 1 | h0).
     """
 
     def __init__(
@@ -105,7 +144,7 @@ class RBMRecommender(Recommender):
         cd_k: int = 1,
         learning_rate: float = 0.05,
         momentum: float = 0.9,
-        weight_decay: float = 1e-3,
+        weight_decay: Optional[float] = None,
         n_epochs: int = 30,
         batch_size: int = 32,
         like_threshold: float = 4.0,
@@ -116,21 +155,24 @@ class RBMRecommender(Recommender):
     ) -> None:
         super().__init__()
         self.n_hidden = _check_pos_int(n_hidden, "n_hidden")
-        if visible not in ("softmax", "binary"):
-            raise ValueError(f"RBMRecommender: visible must be 'softmax' or 'binary', given {visible!r}")
+        if visible not in ("softmax", "binary", "implicit"):
+            raise ValueError(f"RBMRecommender: visible must be 'softmax', 'binary' or 'implicit', given {visible!r}")
         self.visible = visible
         self.cd_k = _check_pos_int(cd_k, "cd_k")
         self.learning_rate = _check_num(learning_rate, "learning_rate")
         self.momentum = _check_num(momentum, "momentum", 0.0, 1.0, hi_open=True)
+        if weight_decay is None:
+            weight_decay = 0.01 if visible == "implicit" else 1e-3
         self.weight_decay = _check_num(weight_decay, "weight_decay")
         self.n_epochs = _check_pos_int(n_epochs, "n_epochs", 0)
         self.batch_size = _check_pos_int(batch_size, "batch_size")
         self.like_threshold = float(like_threshold)
         if score is None:
             score = "expected" if visible == "softmax" else "p_like"
-        if score not in ("expected", "p_like") or (visible == "binary" and score != "p_like"):
+        if score not in ("expected", "p_like") or (visible != "softmax" and score != "p_like"):
             raise ValueError(
-                f"RBMRecommender: score must be 'expected' or 'p_like' ('p_like' for binary units), given {score!r}"
+                "RBMRecommender: score must be 'expected' or 'p_like' ('p_like' for binary and implicit units), "
+                f"given {score!r}"
             )
         self.score = score
         self.random_state = random_state
@@ -138,7 +180,7 @@ class RBMRecommender(Recommender):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"RBMRecommender: dtype must be float32 or float64, given {self.dtype}")
-        self.predicts_ratings = visible == "softmax"
+        self.predicts_ratings = visible == "softmax"  # binary / implicit: probabilities of liking
 
     # ------------------------------------------------------------------ data
 
@@ -155,14 +197,17 @@ class RBMRecommender(Recommender):
             self.levels_ = np.arange(lo, hi + 1, dtype=np.float64)
             cat = np.rint(r - lo).astype(np.int8)
         else:
-            self.levels_ = np.array([0.0, 1.0])
+            self.levels_ = np.array([0.0, 1.0])  # binary: the 2 states; implicit: the unit's values
             cat = (r >= self.like_threshold).astype(np.int8)
         C = np.full(train.shape, -1, dtype=np.int8)
         C[train.users, train.items] = cat
         return C
 
     def _onehot(self, C: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Categories (B, I) -> (one-hot V (B, I*K) in self.dtype, mask (B, I) bool)."""
+        """Categories (B, I) -> (one-hot V (B, I*K) in self.dtype, mask (B, I) bool).
+        Implicit units: V (B, I) is 1 where rated and liked, 0 elsewhere (rated or not)."""
+        if self.visible == "implicit":
+            return (C == 1).astype(self.dtype), C >= 0
         K = len(self.levels_)
         V = (C[:, :, None] == np.arange(K, dtype=np.int8)).reshape(C.shape[0], -1).astype(self.dtype)
         return V, C >= 0
@@ -173,8 +218,12 @@ class RBMRecommender(Recommender):
         return _sigmoid(_mm(V, self.W_) + self.hidden_bias_)
 
     def _visible_probs(self, H: np.ndarray) -> np.ndarray:
-        """(B, I, K) softmax of every item's states given hidden states / probabilities H."""
+        """(B, I, K) softmax of every item's states given hidden states / probabilities H
+        (implicit units: (B, I, 2), the probabilities of v = 0 and v = 1)."""
         logits = _mm(H, self.W_, False, True) + self.visible_bias_
+        if self.visible == "implicit":
+            p1 = _sigmoid(logits)
+            return np.stack([1 - p1, p1], axis=-1)
         return _softmax_last(logits.reshape(H.shape[0], -1, len(self.levels_)))
 
     def cd_statistics(
@@ -197,7 +246,15 @@ class RBMRecommender(Recommender):
         except after the last step, ``random((B, n_hidden))`` to sample h. The positive
         statistics use p_h0, the negative ones the sampled states V_k and the
         probabilities p_hk.
+
+        ``visible="implicit"``: V0 is (B, n_items) binary and ``mask`` is ignored -- every
+        item is reconstructed (missing = 0 is data). The draws are ``random((B, n_hidden))``
+        for h0, then per step ``random((B, n_items))`` to sample v_i = 1 where the uniform
+        is below p(v_i = 1 | h) and (except after the last step) ``random((B, n_hidden))``
+        for h; pv1 is the first reconstruction's p(v = 1 | h0), (B, n_items).
         """
+        if self.visible == "implicit":
+            return self._cd_implicit(V0, generator)
         B = V0.shape[0]
         K = len(self.levels_)
         ob, oi = np.nonzero(mask)
@@ -222,8 +279,36 @@ class RBMRecommender(Recommender):
         dbh = (ph0.sum(axis=0) - phk.sum(axis=0)) / B
         return dW, dbv, dbh, pv1
 
+    def _cd_implicit(
+        self, V0: np.ndarray, generator: np.random.Generator
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """CD-k of the implicit (Bernoulli-visible) RBM; see :meth:`cd_statistics`."""
+        B = V0.shape[0]
+        ph0 = self._hidden_probs(V0)
+        h = (generator.random(ph0.shape) < ph0).astype(self.dtype)
+        pv1 = None
+        for step in range(self.cd_k):  # CD-k Gibbs steps (k is small)
+            pv = _sigmoid(_mm(h, self.W_, False, True) + self.visible_bias_)
+            if pv1 is None:
+                pv1 = pv
+            Vk = (generator.random(pv.shape) < pv).astype(self.dtype)
+            phk = self._hidden_probs(Vk)
+            if step < self.cd_k - 1:
+                h = (generator.random(phk.shape) < phk).astype(self.dtype)
+        dW = (_mm(V0, ph0, True, False) - _mm(Vk, phk, True, False)) / B
+        dbv = (V0.sum(axis=0) - Vk.sum(axis=0)) / B
+        dbh = (ph0.sum(axis=0) - phk.sum(axis=0)) / B
+        return dW, dbv, dbh, pv1
+
     def _init_params(self, C: np.ndarray, gen: np.random.Generator) -> None:
         n_items = C.shape[1]
+        if self.visible == "implicit":
+            # visible biases: log-odds of each item's smoothed "rated and liked" frequency
+            freq = ((C == 1).sum(axis=0) + 1.0) / (C.shape[0] + 2.0)
+            self.visible_bias_ = np.log(freq / (1.0 - freq)).astype(self.dtype)
+            self.W_ = gen.normal(0.0, 0.01, size=(n_items, self.n_hidden)).astype(self.dtype)
+            self.hidden_bias_ = np.zeros(self.n_hidden, dtype=self.dtype)
+            return
         K = len(self.levels_)
         ob, oi = np.nonzero(C >= 0)
         counts = np.bincount(oi * K + C[ob, oi], minlength=n_items * K).reshape(n_items, K).astype(np.float64)
@@ -265,8 +350,11 @@ class RBMRecommender(Recommender):
                 self.W_ += vel[0]
                 self.visible_bias_ += vel[1]
                 self.hidden_bias_ += vel[2]
-                exp_r = pv1 @ levels
-                true_r = self.levels_[C[idx][mask]]
+                if self.visible == "implicit":
+                    exp_r, true_r = pv1, V0
+                else:
+                    exp_r = pv1 @ levels
+                    true_r = self.levels_[C[idx][mask]]
                 sq += float(np.sum((exp_r - true_r) ** 2))
                 cnt += int(exp_r.size)
             self.history_["recon_rmse"].append(math.sqrt(sq / max(cnt, 1)))
@@ -285,7 +373,9 @@ class RBMRecommender(Recommender):
 
     def predict_proba(self) -> np.ndarray:
         """(n_users, n_items, K) probabilities of each rating state for every user and item
-        (one mean-field pass from the user's training ratings)."""
+        (one mean-field pass from the user's training ratings); implicit units:
+        (n_users, n_items, 2), the probabilities of "not (rated and liked)" and "rated and
+        liked"."""
         self._check_fitted("predict_proba")
         return np.concatenate(list(self._proba_blocks()), axis=0)
 
@@ -296,6 +386,8 @@ class RBMRecommender(Recommender):
     def _scores(self) -> np.ndarray:
         if self.score == "expected":
             return self.predict_matrix()
+        if self.visible == "implicit":
+            return np.concatenate([P[:, :, 1] for P in self._proba_blocks()], axis=0)
         liked = self.levels_ >= self.like_threshold if self.visible == "softmax" else np.array([False, True])
         return np.concatenate([P[:, :, liked].sum(axis=-1) for P in self._proba_blocks()], axis=0)
 
