@@ -29,9 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class Corridor(gym.Env):
-    """Position 0..length; action 1 moves right (+1 reward), 0 stays (0 reward); reaching
-    ``length`` terminates, ``max_steps`` steps truncate. Observation: [position / length,
-    steps / max_steps] (Box) or the position (Discrete) with ``discrete_obs``."""
+    """Position 0..length (the start is 0 or 1); action 1 (or a Box action > 0) moves right
+    (reward 0), action 0 stays (reward -1); reaching ``length`` terminates, ``max_steps``
+    steps truncate. Observation: [position / length, steps / max_steps] (Box) or the
+    position (Discrete) with ``discrete_obs``. Optimal: always move, return 0."""
 
     def __init__(self, length: int = 4, max_steps: int = 6, discrete_obs: bool = False, continuous: bool = False):
         self.length, self.max_steps = length, max_steps
@@ -63,7 +64,7 @@ class Corridor(gym.Env):
         self.t += 1
         terminated = self.pos >= self.length
         truncated = not terminated and self.t >= self.max_steps
-        return self._obs(), float(move), terminated, truncated, {}
+        return self._obs(), float(move) - 1.0, terminated, truncated, {}
 
 
 # ----------------------------------------------------------------------------- references
@@ -394,7 +395,7 @@ def test_adapter_final_observations_and_autoreset(kind):
         if ended:
             np.testing.assert_allclose(final[:, 1], 1.0)
             np.testing.assert_allclose(obs[:, 1], 0.0)
-            assert [f[2] for f in finished] == [3] * e and [f[1] for f in finished] == [3.0] * e
+            assert [f[2] for f in finished] == [3] * e and [f[1] for f in finished] == [0.0] * e
         else:
             np.testing.assert_allclose(obs[:, 1], (step % 3) / 3)
             np.testing.assert_array_equal(final, obs)
@@ -572,15 +573,29 @@ def test_custom_network_and_orthogonal_init():
     np.testing.assert_allclose(w.data.T @ w.data, 4 * np.eye(4), atol=1e-5)
 
 
-def test_evaluate_policy_on_learned_corridor():
-    # a trivially solvable task: moving right every step is optimal (return = steps to goal)
+def test_a2c_learns_the_corridor():
     agent = A2C("MlpPolicy", gym.vector.SyncVectorEnv([lambda: Corridor(length=3, max_steps=10)] * 4), n_steps=5,
                 learning_rate=3e-3, policy_kwargs=dict(net_arch=[16]), seed=0)
-    agent.learn(4000)
+    agent.learn(3000, progress_bar=False)
     mean, std = evaluate_policy(agent, Corridor(length=3, max_steps=10), n_eval_episodes=10, seed=0)
-    assert 2.0 <= mean <= 3.0  # starts at 0 or 1: 3 or 2 moves, all rewarded
-    a, _ = agent.predict(np.array([[0.0, 0.0], [1 / 3, 0.2]], np.float32))
-    np.testing.assert_array_equal(a, [1, 1])
+    assert mean == 0.0  # never stays
+    a, _ = agent.predict(np.array([[0.0, 0.0], [1 / 3, 0.2], [2 / 3, 0.3]], np.float32))
+    np.testing.assert_array_equal(a, [1, 1, 1])
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_reinforce_learns_the_corridor(continuous):
+    agent = REINFORCE("MlpPolicy", Corridor(length=3, max_steps=10, continuous=continuous), learning_rate=3e-3,
+                      n_episodes=4, policy_kwargs=dict(net_arch=[16]), seed=1)
+    agent.learn(2000, progress_bar=False)
+    first = np.mean(agent.history["episode_lengths"][:20])
+    last = np.mean(agent.history["episode_lengths"][-20:])
+    assert first > 3.5 and last < 2.8  # random: about 4 steps; optimal: 2.5 on average (start 0 or 1)
+    a, _ = agent.predict(np.array([[0.0, 0.0], [1 / 3, 0.2], [2 / 3, 0.3]], np.float32))
+    if continuous:
+        assert a.shape == (3, 1) and np.all(a > 0)
+    else:
+        np.testing.assert_array_equal(a, [1, 1, 1])
 
 
 # ----------------------------------------------------------------------------- the example

@@ -10,7 +10,6 @@ generator call; the TD target and the Huber loss are batched tensor ops.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
