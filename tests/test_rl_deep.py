@@ -573,6 +573,21 @@ def test_custom_network_and_orthogonal_init():
     np.testing.assert_allclose(w.data.T @ w.data, 4 * np.eye(4), atol=1e-5)
 
 
+def test_learning_rate_schedule(tmp_path):
+    from ferrograd.rl import LinearSchedule
+
+    sched = LinearSchedule(1e-3, 1e-4)
+    agent = A2C("MlpPolicy", Corridor(), n_steps=5, learning_rate=sched, policy_kwargs=dict(net_arch=[4]), seed=0)
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+    lrs = []
+    agent.learn(100, callback=lambda local_vars: lrs.append(agent.optimizer.param_groups[0]["lr"]), progress_bar=False)
+    # one update per 5-step rollout, each with the rate at t = steps done / 100
+    np.testing.assert_allclose(lrs[5::5], [sched(5 * j / 100) for j in range(1, 20)], rtol=1e-12)
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    agent.save(tmp_path / "a.safetensors")  # a schedule is saved as its final value
+    assert A2C.load(tmp_path / "a.safetensors").learning_rate == pytest.approx(1e-4)
+
+
 def test_a2c_learns_the_corridor():
     agent = A2C("MlpPolicy", gym.vector.SyncVectorEnv([lambda: Corridor(length=3, max_steps=10)] * 4), n_steps=5,
                 learning_rate=3e-3, policy_kwargs=dict(net_arch=[16]), seed=0)

@@ -34,7 +34,7 @@ from ._deep import (
 )
 from .base import BaseAgent, check_total_timesteps, discrete_start, is_discrete_space, space_description
 from .buffers import ReplayBuffer
-from .policies import QNetwork, obs_dim, preprocess_obs, space_kind
+from .policies import QNetwork, preprocess_obs, space_kind
 from .schedules import LinearSchedule
 
 __all__ = ["DQN", "dqn_targets", "dqn_loss"]
@@ -214,13 +214,12 @@ class DQN(BaseAgent):
         self._flat = flatten_parameters(self.q_net)
         self._flat_target = flatten_parameters(self.q_net_target)
         self._params = list(self.q_net.parameters())
-        self.optimizer = _OPTIMIZERS[self.optimizer_class](self._params, lr=self._lr(1.0), **self.optimizer_kwargs)
+        self.optimizer = _OPTIMIZERS[self.optimizer_class](self._params, lr=self._lr(0.0), **self.optimizer_kwargs)
         self.replay_buffer: Optional[ReplayBuffer] = None
         self.exploration_rate = self.exploration_initial_eps
         self._n_calls = 0
         self._n_updates = 0
         self._steps_since_train = 0
-        self._obs_dim = obs_dim(observation_space)
 
     # ---- parts
 

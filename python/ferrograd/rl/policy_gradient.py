@@ -298,8 +298,6 @@ class REINFORCE(_PolicyAgent):
         gamma, seed, verbose: see :class:`BaseAgent`.
     """
 
-    _name = "REINFORCE"
-
     def __init__(
         self,
         policy: Union[str, Module] = "MlpPolicy",
@@ -459,8 +457,6 @@ class A2C(_PolicyAgent):
         done (0 -> 1; see :mod:`ferrograd.rl.schedules`), saved as its final value.
         seed, verbose: see :class:`BaseAgent`.
     """
-
-    _name = "A2C"
 
     def __init__(
         self,
