@@ -374,6 +374,7 @@ class DQN(BaseAgent):
         d.update(module_arrays("q_net_target", self.q_net_target))
         d.update(optimizer_arrays("optimizer", self.optimizer))
         d["exploration_rate"] = np.asarray(self.exploration_rate)
+        d["counters"] = np.array([self._n_calls, self._n_updates, self._steps_since_train], dtype=np.int64)
         return d
 
     @classmethod
@@ -388,3 +389,5 @@ class DQN(BaseAgent):
         load_optimizer_arrays("optimizer", self.optimizer, arrays)
         if "exploration_rate" in arrays:
             self.exploration_rate = float(arrays["exploration_rate"])
+        if "counters" in arrays:
+            self._n_calls, self._n_updates, self._steps_since_train = (int(c) for c in np.asarray(arrays["counters"]).reshape(3))
