@@ -207,6 +207,18 @@ def test_validation_errors():
         value_iteration(mdp, backend="gpu")
 
 
+@pytest.mark.parametrize("backend", ["rust", "numpy-dense", "numpy-sparse"])
+def test_value_iteration_in_float32(backend):
+    mdp, *_ = random_mdp(4, 30, 3, 0.9, sparse=True)
+    V64, pol64 = value_iteration(mdp, backend=backend)
+    V32, pol32 = value_iteration(mdp, dtype=np.float32, backend=backend)
+    assert V32.dtype == np.float32
+    np.testing.assert_allclose(V32, V64, rtol=1e-3, atol=1e-3)
+    Q = q_from_v(mdp, V64)
+    # any float32 choice is (near-)greedy for the float64 values
+    np.testing.assert_allclose(Q[np.arange(30), pol32], Q.max(1), atol=1e-3)
+
+
 def test_value_iteration_warns_when_not_converged():
     mdp, *_ = random_mdp(0, 4, 2, 0.99)
     with pytest.warns(RuntimeWarning, match="did not converge"):

@@ -18,6 +18,8 @@ _LAZY = {
     "policy_evaluation": "mdp",
     "q_from_v": "mdp",
     "greedy_policy": "mdp",
+    # environments with a known model
+    "GridWorld": "envs",
     # agents and their common interface
     "BaseAgent": "base",
     "evaluate_policy": "base",

@@ -30,18 +30,21 @@ import numpy as np
 
 from .base import is_discrete_space
 
-# Backend choice ("auto"), measured per sweep on this 2-core machine (under load from other
-# builds, so only the ratios hold), float64, see benches/bench_rl_mdp.py:
-#   dense random models, every s' a successor:  S=3,A=2: Rust 2.8us, NumPy dense 10us,
-#     NumPy sparse 11us;  S=50,A=4: 10 / 12 / 51us;  S=200,A=4: 140 / 35 / 1750us;
-#   toy-text (sparse) models: value iteration on FrozenLake 4x4 2.2ms (Rust) vs 9.1ms
-#     (NumPy dense); FrozenLake 8x8 2.7 vs 23ms; Taxi 0.9 vs 16ms.
-# The fused Rust sweep (one pass: gather, sum, max, argmax, change) wins everywhere except
-# on large *dense* models, where BLAS's vectorised matrix-vector product reads the
-# (S*A, S) matrix faster than the kernel gathers (index, weight) pairs. So "auto" takes
-# NumPy's dense product when the model has at least _DENSE_MIN_ENTRIES dense entries, at
-# least a quarter of them non-zero, and at most _DENSE_MAX_ENTRIES (memory); the Rust
-# kernel otherwise (NumPy's sparse bincount form only without the extension).
+# Backend choice ("auto"). Measured per sweep with benches/bench_rl_mdp.py (float64, 2
+# threads, each backend in its own process; load average ~7 from other work, so only the
+# ratios mean anything -- see benches/RESULTS.md):
+#   sparse toy-text models: FrozenLake 8x8 Rust 7.9 us vs NumPy 27-29 us (dense matmul,
+#     einsum, sparse bincount); Taxi 18 us vs 39 us (sparse) / 0.84 ms (einsum) / 11 ms
+#     (matmul); 100x100 and 300x300 grids (no dense model fits): 0.35 vs 0.94 ms and 3.5
+#     vs 10.3 ms against NumPy's sparse form;
+#   dense random models (every s' a successor), A=4: S=50 Rust 18 us vs 24 us (einsum);
+#     S=200 241 us vs 72 us (BLAS matmul); S=1000 6.5 ms vs 2.6 ms (einsum) / 5.9 ms (matmul).
+# The fused Rust sweep (one pass: gather, sum, max, argmax, change) wins on sparse models
+# and on small dense ones; on large *dense* models BLAS's vectorised matrix-vector product
+# reads the (S*A, S) matrix faster than the kernel gathers (index, weight) pairs. So
+# "auto" takes NumPy's dense product when the model has at least _DENSE_MIN_ENTRIES dense
+# entries, at least a quarter of them non-zero, and at most _DENSE_MAX_ENTRIES (memory);
+# the Rust kernel otherwise (NumPy's sparse bincount form only without the extension).
 _DENSE_MIN_ENTRIES = 16_384
 _DENSE_MAX_ENTRIES = 1 << 25
 _PROB_ATOL = 1e-6
@@ -395,10 +398,12 @@ def _check_policy(mdp: FiniteMDP, policy: Any, where: str) -> np.ndarray:
 # ============================================================================ algorithms
 
 
-def value_iteration(mdp: FiniteMDP, tol: float = 1e-8, max_iter: int = 100_000, V0: Any = None,
+def value_iteration(mdp: FiniteMDP, tol: Optional[float] = None, max_iter: int = 100_000, V0: Any = None,
                     dtype: Any = np.float64, backend: str = "auto") -> Tuple[np.ndarray, np.ndarray]:
     """Value iteration: repeats ``V <- max_a Q(V)`` until the greatest change is below
-    ``tol`` (so ``V`` is within ``tol * gamma / (1 - gamma)`` of ``V*``).
+    ``tol`` (so ``V`` is within ``tol * gamma / (1 - gamma)`` of ``V*``). ``tol`` defaults
+    to 1e-8 in float64 and 1e-4 in float32 (whose rounding keeps sweeps changing values
+    by an ulp, about 1e-6 relative).
 
     Returns ``(V, policy)``: ``V`` ``(S,)`` in ``dtype`` and the greedy policy ``(S,)``
     int64 (the first maximising action). Warns (RuntimeWarning) if ``max_iter`` sweeps did
@@ -408,6 +413,8 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-8, max_iter: int = 100_000, 
     mdp = _check_mdp(mdp, where)
     dt = _check_dtype(dtype, where)
     backend = _check_backend(backend)
+    if tol is None:
+        tol = 1e-8 if dt == np.float64 else 1e-4
     _check_tol(tol, max_iter, where)
     V = np.zeros(mdp.n_states, dt) if V0 is None else _check_v(mdp, V0, where, dt)
     for _ in range(int(max_iter)):
