@@ -205,6 +205,24 @@ def test_validation_errors():
         policy_evaluation(mdp.with_gamma(1.0), np.array([0, 0]))
     with pytest.raises(ValueError, match="backend"):
         value_iteration(mdp, backend="gpu")
+    with pytest.raises(ValueError, match="method"):
+        policy_evaluation(mdp, np.array([0, 0]), method="magic")
+
+
+def test_large_models_use_iterative_evaluation(monkeypatch):
+    from ferrograd.rl import mdp as mdp_module
+
+    monkeypatch.setattr(mdp_module, "_EXACT_MAX_STATES", 20)  # (20,000 in earnest)
+    monkeypatch.setattr(mdp_module, "_AUTO_EXACT_STATES", 10)
+    env = GridWorld(["S....", ".....", ".....", ".....", "....G"], slip=0.1, rewards={"step": -0.01})
+    mdp = env.to_mdp(0.9)
+    with pytest.raises(ValueError, match="at most 20 states, given 25"):
+        policy_evaluation(mdp, np.zeros(mdp.n_states, np.int64))
+    V, pol = value_iteration(mdp, tol=1e-12)
+    V2 = policy_evaluation(mdp, pol, method="iterative", tol=1e-13)
+    Vp, polp = policy_iteration(mdp)  # "auto" chooses the iterative evaluation here
+    np.testing.assert_allclose(Vp, V, atol=1e-9)
+    np.testing.assert_allclose(V2, V, atol=1e-9)
 
 
 @pytest.mark.parametrize("backend", ["rust", "numpy-dense", "numpy-sparse"])

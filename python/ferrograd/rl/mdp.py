@@ -48,6 +48,9 @@ from .base import is_discrete_space
 _DENSE_MIN_ENTRIES = 16_384
 _DENSE_MAX_ENTRIES = 1 << 25
 _PROB_ATOL = 1e-6
+# policy evaluation: the exact solve builds a dense (S, S) system (O(S^3) time)
+_EXACT_MAX_STATES = 20_000
+_AUTO_EXACT_STATES = 2_000
 
 
 def _native() -> Any:
@@ -455,6 +458,9 @@ def policy_evaluation(mdp: FiniteMDP, policy: Any, method: str = "exact", tol: f
     backend = _check_backend(backend)
     S, A = mdp.n_states, mdp.n_actions
     if method == "exact":
+        if S > _EXACT_MAX_STATES:
+            raise ValueError(f"{where}: method='exact' solves a dense {S} x {S} system; expected at most "
+                             f"{_EXACT_MAX_STATES} states, given {S} (use method='iterative')")
         if pol.ndim == 1:
             sel = pol[mdp._rows // A] == (mdp._rows % A)  # entries of the chosen (s, a) rows
             src = mdp._rows[sel] // A
@@ -489,11 +495,12 @@ def policy_evaluation(mdp: FiniteMDP, policy: Any, method: str = "exact", tol: f
     return V
 
 
-def policy_iteration(mdp: FiniteMDP, max_iter: int = 1_000, policy0: Any = None, method: str = "exact",
+def policy_iteration(mdp: FiniteMDP, max_iter: int = 1_000, policy0: Any = None, method: str = "auto",
                      tol: float = 1e-10, backend: str = "auto") -> Tuple[np.ndarray, np.ndarray]:
-    """Policy iteration: evaluate the policy (``method`` as in :func:`policy_evaluation`),
-    make it greedy, repeat until it no longer changes. An action is only replaced by one
-    whose value is larger by more than ``1e-12 * (1 + |Q|)``, so ties never make it cycle.
+    """Policy iteration: evaluate the policy (``method`` as in :func:`policy_evaluation`;
+    ``"auto"``: the exact solve up to 2,000 states, iterative sweeps beyond), make it
+    greedy, repeat until it no longer changes. An action is only replaced by one whose
+    value is larger by more than ``1e-12 * (1 + |Q|)``, so ties never make it cycle.
 
     Returns ``(V, policy)`` (float64 ``(S,)``, int64 ``(S,)``). Starts from ``policy0``
     (default: action 0 everywhere).
@@ -506,6 +513,8 @@ def policy_iteration(mdp: FiniteMDP, max_iter: int = 1_000, policy0: Any = None,
         raise ValueError(f"{where}: expected a deterministic initial policy of shape ({S},), given shape {pol.shape}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"{where}: expected max_iter to be a positive integer, given {max_iter!r}")
+    if method == "auto":
+        method = "exact" if S <= _AUTO_EXACT_STATES else "iterative"
     for _ in range(int(max_iter)):
         V = policy_evaluation(mdp, pol, method=method, tol=tol, backend=backend)
         Q = mdp._q(V, backend)
