@@ -24,7 +24,7 @@ fixed blocks of states, bitwise reproducible) otherwise -- see ``_DENSE_MAX_ENTR
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 

@@ -232,7 +232,7 @@ class _TabularAgent(BaseAgent):
                 else:
                     self._last_obs = obs2
                 bar.update(1)
-                if not cb.on_step(locals()):
+                if cb.callback is not None and not cb.on_step(locals()):
                     break
         cb.on_training_end()
         self._log_learn_end()
@@ -302,9 +302,8 @@ def expected_value_eps_greedy(q: np.ndarray, eps: float) -> Any:
     """``sum_a pi(a) q[..., a]`` for the epsilon-greedy policy on ``q`` (last axis the
     actions): ``eps / A`` to every action plus ``(1 - eps)`` split among the maximal ones."""
     q = np.asarray(q, np.float64)
-    A = q.shape[-1]
     is_max = q == q.max(axis=-1, keepdims=True)
-    greedy = (q * is_max).sum(axis=-1) / is_max.sum(axis=-1)
+    greedy = np.where(is_max, q, 0.0).sum(axis=-1) / is_max.sum(axis=-1)
     return eps * q.mean(axis=-1) + (1.0 - eps) * greedy
 
 
