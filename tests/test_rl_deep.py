@@ -373,7 +373,7 @@ def test_replay_buffer_ring_and_sampling():
 # ----------------------------------------------------------------------------- environments: terminated vs truncated
 
 
-@pytest.mark.parametrize("kind", ["single", "next_step", "same_step"])
+@pytest.mark.parametrize("kind", ["single", "next_step", "same_step", "disabled"])
 def test_adapter_final_observations_and_autoreset(kind):
     def make():
         return Corridor(length=50, max_steps=3)  # always truncates after 3 steps
@@ -381,7 +381,8 @@ def test_adapter_final_observations_and_autoreset(kind):
     if kind == "single":
         env = make()
     else:
-        mode = gym.vector.AutoresetMode.NEXT_STEP if kind == "next_step" else gym.vector.AutoresetMode.SAME_STEP
+        mode = {"next_step": gym.vector.AutoresetMode.NEXT_STEP, "same_step": gym.vector.AutoresetMode.SAME_STEP,
+                "disabled": gym.vector.AutoresetMode.DISABLED}[kind]
         env = gym.vector.SyncVectorEnv([make, make], autoreset_mode=mode)
     ad = VecEnvAdapter(env, "test")
     obs = ad.reset(seed=0)

@@ -111,6 +111,11 @@ class VecEnvAdapter:
                 final = obs.copy()
                 if self.mode == "SameStep":
                     fo = info.get("final_obs")
+                    if fo is None:
+                        raise ValueError(
+                            f"{self.owner}: a same-step auto-reset vector environment must report the final "
+                            "observations in info['final_obs'] (gymnasium's convention); none given"
+                        )
                     mask = info.get("_final_obs", done)
                     for i in np.flatnonzero(mask):
                         final[i] = fo[i]

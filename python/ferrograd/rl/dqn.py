@@ -16,10 +16,9 @@ import numpy as np
 
 from ..autograd.grad_mode import no_grad
 from ..nn import Module
-from ..nn import functional as F
 from ..nn.utils import clip_grad_norm_
 from ..optim import Adam, RMSprop, SGD
-from ..tensor import Tensor
+from ..tensor import Tensor, _make
 from ._deep import (
     VecEnvAdapter,
     flatten_parameters,
@@ -74,18 +73,34 @@ def dqn_targets(
 
 def dqn_loss(q_values: Tensor, actions: Any, targets: Any) -> Tensor:
     """Huber (smooth L1, delta 1) loss between Q(s, a) of the taken actions and the TD
-    targets, averaged over the batch. q_values: (B, A) Tensor; actions: (B,) ints;
-    targets: (B,) constants. Returns a scalar Tensor."""
-    b, n = q_values.shape
+    targets, averaged over the batch: mean_i huber(q_values[i, actions[i]] - targets[i]).
+
+    q_values: (B, A) Tensor; actions: (B,) ints in [0, A); targets: (B,) constants.
+    Returns a scalar Tensor; one recorded node (gather and Huber fused), whose gradient
+    is clip(d, -1, 1) / B at each taken action and 0 elsewhere."""
+    q = q_values.data
+    if q.ndim != 2:
+        raise ValueError(f"dqn_loss: q_values must be (B, A), given shape {q.shape}")
+    b, n = q.shape
     a = np.asarray(actions).reshape(-1).astype(np.int64)
     if a.shape != (b,):
         raise ValueError(f"dqn_loss: expected {b} actions, given shape {np.shape(actions)}")
     if a.size and (a.min() < 0 or a.max() >= n):
         raise ValueError(f"dqn_loss: actions must lie in [0, {n}), given values in [{a.min()}, {a.max()}]")
-    onehot = np.zeros((b, n), dtype=q_values.data.dtype)
-    onehot[np.arange(b), a] = 1
-    current = (q_values * onehot).sum(1)
-    return F.huber_loss(current, np.asarray(targets, dtype=q_values.data.dtype).reshape(b))
+    y = np.asarray(targets, dtype=q.dtype).reshape(-1)
+    if y.shape != (b,):
+        raise ValueError(f"dqn_loss: expected {b} targets, given shape {np.shape(targets)}")
+    rows = np.arange(b)
+    d = q[rows, a] - y
+    ad = np.abs(d)
+    loss = np.where(ad < 1, 0.5 * d * d, ad - 0.5).mean(dtype=q.dtype) if b else np.asarray(np.nan, q.dtype)
+
+    def backward(g):
+        gq = np.zeros_like(q)
+        gq[rows, a] = np.clip(d, -1, 1) * (g / b)
+        return (gq,)
+
+    return _make(np.asarray(loss, dtype=q.dtype), (q_values,), backward, "DqnHuberLossBackward")
 
 
 def _pos_int(name: str, v: Any, allow_zero: bool = False) -> int:
