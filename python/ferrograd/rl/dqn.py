@@ -349,7 +349,7 @@ class DQN(BaseAgent):
                     self._record_episode(ret, length)
                 if self._n_calls % target_every == 0:
                     self._update_target()
-                if not cb.on_step(locals()):
+                if callback is not None and not cb.on_step(locals()):
                     break
                 self._steps_since_train += 1
                 if self._steps_since_train >= self.train_freq:

@@ -391,7 +391,7 @@ class REINFORCE(_PolicyAgent):
                     buf["episodes"] += 1
                 obs = new_obs
                 self._last_obs = obs
-                if not cb.on_step(locals()):
+                if callback is not None and not cb.on_step(locals()):
                     break
                 if buf["episodes"] == self.n_episodes:
                     set_lr(self.optimizer, self._lr((self.num_timesteps - start) / max(total, 1)))
@@ -565,7 +565,7 @@ class A2C(_PolicyAgent):
                             boot[t, idx] = self.policy.predict_values(self._x(final[idx])).data
                     for _, ret, length in finished:
                         self._record_episode(ret, length)
-                    if not cb.on_step(locals()):
+                    if callback is not None and not cb.on_step(locals()):
                         stop = True
                         break
                 if stop:
