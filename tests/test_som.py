@@ -411,3 +411,23 @@ def test_binding_rejects_bad_arrays():
         _native.som_distance_map(np.zeros((0, 3, 2)), "rectangular", "sum")
     with pytest.raises(ValueError, match="finite"):
         _native.som_train_batch(w, d, np.array([np.nan]), np.array([1.0]), "rectangular", "gaussian", "euclidean")
+
+
+def test_viz_pictures(tmp_path, rng):
+    pytest.importorskip("matplotlib")
+    from ferrograd import viz
+
+    data = rng.normal(size=(60, 3))
+    labels = np.arange(60) % 3
+    for topology in TOPOLOGIES:
+        som = make_som(6, 5, 3, topology=topology)
+        som.train_batch(data, 3)
+        for p in (viz.save_umatrix(som, tmp_path / f"u_{topology}.png", data=data, labels=labels),
+                  viz.save_umatrix(som, tmp_path / f"u0_{topology}.png"),
+                  viz.save_winner_map(som, data, labels, tmp_path / f"w_{topology}.png")):
+            with open(p, "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="same length"):
+        viz.save_umatrix(som, tmp_path / "bad.png", data=data, labels=labels[:5])
+    with pytest.raises(TypeError, match="expected a ferrograd.unsupervised.SOM"):
+        viz.save_umatrix(object(), tmp_path / "bad.png")

@@ -5,6 +5,8 @@
 - :func:`save_image_grid`: a batch of images (N, C, H, W) as one PNG grid.
 - :func:`plot_history`: training curves (loss, metrics, their val_ versions) from a
   :class:`ferrograd.train.History`.
+- :func:`save_umatrix`, :func:`save_winner_map`: a self-organizing map's U-matrix and
+  winner map with labels (``viz/som.py``).
 
 matplotlib is imported only when a function runs (``pip install ferrograd[viz]``); the
 grids are written as exact pixel mosaics (every tile the same size, ``pad`` pixels of
@@ -376,3 +378,9 @@ def plot_history(
     fig.savefig(path, format="png", dpi=dpi)
     del mpl
     return int(round(figsize[1] * dpi)), int(round(figsize[0] * dpi))
+
+
+# Self-organizing map pictures (U-matrix, winner map) live in viz/som.py.
+from .som import save_umatrix, save_winner_map  # noqa: E402
+
+__all__ += ["save_umatrix", "save_winner_map"]

@@ -171,6 +171,140 @@ impl<T: Float> Rbm<'_, T> {
     }
 }
 
+/// e^-|x| for |x| <= 708 (clamped beyond), f64: Cody-Waite reduction `|x| = n ln2 + r`,
+/// |r| <= ln2 / 2, a degree-13 Taylor polynomial (truncation below 1e-17 relative) and
+/// the exponent built from n's bits. Branch-free, so a loop over it vectorises.
+#[inline(always)]
+fn exp_neg_abs(x: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    let a = -(x.abs().min(708.0));
+    let t = a * std::f64::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let r = a - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.0 / 6_227_020_800.0; // 1/13!
+    p = p * r + 1.0 / 479_001_600.0;
+    p = p * r + 1.0 / 39_916_800.0;
+    p = p * r + 1.0 / 3_628_800.0;
+    p = p * r + 1.0 / 362_880.0;
+    p = p * r + 1.0 / 40_320.0;
+    p = p * r + 1.0 / 5_040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    // n in [-1022, 0]: 2^n is a normal number; its exponent field is n + 1023.
+    let bits = (t.to_bits() as i64).wrapping_sub(MAGIC.to_bits() as i64);
+    p * f64::from_bits(((bits + 1023) as u64) << 52)
+}
+
+/// sigmoid(x) = 1 / (1 + e^-x), from e^-|x| so that neither tail cancels.
+#[inline(always)]
+fn sigmoid64(x: f64) -> f64 {
+    let e = exp_neg_abs(x);
+    let d = 1.0 / (1.0 + e);
+    if x >= 0.0 {
+        d
+    } else {
+        e * d
+    }
+}
+
+fn sigmoid64_loop(v: &mut [f64]) {
+    for x in v.iter_mut() {
+        *x = sigmoid64(*x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sigmoid64_avx512(v: &mut [f64]) {
+    sigmoid64_loop(v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sigmoid64_avx2(v: &mut [f64]) {
+    sigmoid64_loop(v)
+}
+
+/// In-place logistic sigmoid: f32 through the element-wise kernel, f64 through the
+/// vectorisable [`sigmoid64`] (libm's exp lane by lane costs more than the products
+/// around it in RBM training). Values never depend on the split into chunks.
+fn sigmoid_inplace<T: Float>(y: &mut [T]) -> Result<()> {
+    if !T::IS_F64 {
+        return elementwise::forward_inplace(Unary::Sigmoid, y);
+    }
+    let y: &mut [f64] = crate::vmath::cast_mut(y);
+    let level = crate::simd::level();
+    let run = |part: &mut [f64]| match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: simd::level() reports Avx512 only when avx512f was detected.
+        crate::simd::Level::Avx512 => unsafe { sigmoid64_avx512(part) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: simd::level() reports Avx2Fma only when avx2 and fma were detected.
+        crate::simd::Level::Avx2Fma => unsafe { sigmoid64_avx2(part) },
+        _ => sigmoid64_loop(part),
+    };
+    if y.len() >= 4 * CHUNK {
+        threading::for_each_chunk_mut(y, CHUNK, |_, part| run(part));
+    } else {
+        run(y);
+    }
+    Ok(())
+}
+
+/// Products below this many multiply-adds run on the calling thread: RBM training is a
+/// chain of small dependent products (a mini-batch of 10 rows against 256 x 64 weights is
+/// 164k), where handing work to a second thread costs more than it saves (measured: two
+/// threads no faster on load_digits, and slower whenever the second core is busy).
+const MM_PAR_MIN: usize = 1 << 21;
+
+/// The crate's GEMM (same contract and same bits in either mode), inline when small.
+#[allow(clippy::too_many_arguments)]
+fn mm<T: Float>(
+    ta: bool,
+    tb: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    beta: T,
+    c: &mut [T],
+    ldc: usize,
+) -> Result<()> {
+    let mode = if m.saturating_mul(n).saturating_mul(k) < MM_PAR_MIN {
+        gemm::Mode::Inline
+    } else {
+        gemm::Mode::Auto
+    };
+    gemm::gemm_with_level(
+        crate::simd::level(),
+        mode,
+        ta,
+        tb,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        lda,
+        b,
+        ldb,
+        beta,
+        c,
+        ldc,
+    )
+}
+
 /// Adds `bias` (cols) to every row of `x` (rows x cols).
 fn add_bias<T: Float>(x: &mut [T], cols: usize, bias: &[T]) {
     let rows_per = (CHUNK / cols.max(1)).max(1);
@@ -201,7 +335,7 @@ pub fn hidden_probs<T: Float>(
     check_len(OP, "v", checked_product(OP, &[n, r.nv])?, v.len())?;
     check_len(OP, "out", checked_product(OP, &[n, r.nh])?, out.len())?;
     let out = &mut out[..n * r.nh];
-    gemm::gemm(
+    mm(
         false,
         true,
         n,
@@ -217,7 +351,7 @@ pub fn hidden_probs<T: Float>(
         r.nh,
     )?;
     add_bias(out, r.nh, r.bh);
-    elementwise::forward_inplace(Unary::Sigmoid, out)
+    sigmoid_inplace(out)
 }
 
 /// `out (n, nv)`: `P(v = 1 | h)` (Bernoulli) or the mean of `v` (Gaussian), for `h`
@@ -234,7 +368,7 @@ pub fn visible_probs<T: Float>(
     check_len(OP, "h", checked_product(OP, &[n, r.nh])?, h.len())?;
     check_len(OP, "out", checked_product(OP, &[n, r.nv])?, out.len())?;
     let out = &mut out[..n * r.nv];
-    gemm::gemm(
+    mm(
         false,
         false,
         n,
@@ -253,7 +387,7 @@ pub fn visible_probs<T: Float>(
     if r.gaussian {
         Ok(())
     } else {
-        elementwise::forward_inplace(Unary::Sigmoid, out)
+        sigmoid_inplace(out)
     }
 }
 
@@ -285,7 +419,7 @@ pub fn free_energy<T: Float>(r: &Rbm<'_, T>, v: &[T], n: usize, out: &mut [T]) -
     check_len(OP, "v", checked_product(OP, &[n, r.nv])?, v.len())?;
     check_len(OP, "out", n, out.len())?;
     let mut x = vec![T::ZERO; checked_product(OP, &[n, r.nh])?];
-    gemm::gemm(
+    mm(
         false,
         true,
         n,
@@ -472,12 +606,15 @@ pub fn fit<T: Float>(
     } else {
         maxm
     };
-    let mut hpos = vec![T::ZERO; maxm * nh];
+    // Stacked statistics: ha = [h+; h-] (m + mn, nh), vb = [v+; -v-] (m + mn, nv), so that
+    // G = h+^T v+ - h-^T v- = ha^T vb is one GEMM (and, without momentum and weight decay,
+    // W += s G runs as that GEMM with beta = 1).
+    let mut ha = vec![T::ZERO; (maxm + negm) * nh];
+    let mut vb = vec![T::ZERO; (maxm + negm) * nv];
     let mut hs = vec![T::ZERO; negm * nh];
-    let mut hneg = vec![T::ZERO; negm * nh];
     let mut vp = vec![T::ZERO; negm * nv];
-    let mut vneg = vec![T::ZERO; negm * nv];
-    let mut gw = vec![T::ZERO; wlen];
+    let plain = p.momentum == 0.0 && p.weight_decay == 0.0;
+    let mut gw = vec![T::ZERO; if plain { 0 } else { wlen }];
     let mut gbh = vec![T::ZERO; nh];
     let mut gbv = vec![T::ZERO; nv];
     let (up, down) = (T::from_f64(p.up), T::from_f64(p.down));
@@ -488,6 +625,7 @@ pub fn fit<T: Float>(
         for b in bounds.windows(2) {
             let m = b[1] - b[0];
             let vpos = &data[b[0] * nv..b[1] * nv];
+            let mut mn = m;
             {
                 let r = Rbm {
                     w: &*st.w,
@@ -497,76 +635,82 @@ pub fn fit<T: Float>(
                     nh,
                     gaussian,
                 };
-                hidden_probs(&r, vpos, m, up, &mut hpos[..m * nh])?;
-                let mn = if p.persistent {
-                    hs[..st.chain_rows * nh].copy_from_slice(&st.chain[..st.chain_rows * nh]);
-                    st.chain_rows
+                let (hpos, hneg) = ha.split_at_mut(m * nh);
+                let (vposc, vneg) = vb.split_at_mut(m * nv);
+                vposc.copy_from_slice(vpos);
+                hidden_probs(&r, vpos, m, up, hpos)?;
+                if p.persistent {
+                    mn = st.chain_rows;
+                    hs[..mn * nh].copy_from_slice(&st.chain[..mn * nh]);
                 } else {
-                    sample_bernoulli(&hpos[..m * nh], &mut hs[..m * nh], p.seed, s)?;
+                    sample_bernoulli(hpos, &mut hs[..m * nh], p.seed, s)?;
                     s += 1;
-                    m
-                };
+                }
+                let (hneg, vneg) = (&mut hneg[..mn * nh], &mut vneg[..mn * nv]);
                 for step in 0..p.k {
                     visible_probs(&r, &hs[..mn * nh], mn, down, &mut vp[..mn * nv])?;
-                    sample_visible(gaussian, &vp[..mn * nv], &mut vneg[..mn * nv], p.seed, s)?;
+                    sample_visible(gaussian, &vp[..mn * nv], vneg, p.seed, s)?;
                     s += 1;
-                    hidden_probs(&r, &vneg[..mn * nv], mn, up, &mut hneg[..mn * nh])?;
+                    hidden_probs(&r, vneg, mn, up, hneg)?;
                     if step + 1 < p.k {
-                        sample_bernoulli(&hneg[..mn * nh], &mut hs[..mn * nh], p.seed, s)?;
+                        sample_bernoulli(hneg, &mut hs[..mn * nh], p.seed, s)?;
                         s += 1;
                     }
                 }
-                // G = h+^T v+ - h-^T v-.
-                gemm::gemm(
+                vneg.iter_mut().for_each(|v| *v = -*v);
+                gbh.iter_mut().for_each(|g| *g = T::ZERO);
+                gbv.iter_mut().for_each(|g| *g = T::ZERO);
+                col_sums_into(hpos, m, nh, T::ONE, &mut gbh);
+                col_sums_into(hneg, mn, nh, -T::ONE, &mut gbh);
+                col_sums_into(&vb, m + mn, nv, T::ONE, &mut gbv);
+                if p.persistent {
+                    sample_bernoulli(hneg, &mut st.chain[..mn * nh], p.seed, s)?;
+                    s += 1;
+                }
+            }
+            let scale = T::from_f64(p.lr / m as f64);
+            let k = m + mn;
+            if plain {
+                mm(
                     true,
                     false,
                     nh,
                     nv,
-                    m,
-                    T::ONE,
-                    &hpos,
+                    k,
+                    scale,
+                    &ha,
                     nh,
-                    vpos,
+                    &vb,
+                    nv,
+                    T::ONE,
+                    st.w,
+                    nv,
+                )?;
+            } else {
+                mm(
+                    true,
+                    false,
+                    nh,
+                    nv,
+                    k,
+                    T::ONE,
+                    &ha,
+                    nh,
+                    &vb,
                     nv,
                     T::ZERO,
                     &mut gw,
                     nv,
                 )?;
-                gemm::gemm(
-                    true,
-                    false,
-                    nh,
-                    nv,
-                    mn,
-                    -T::ONE,
-                    &hneg,
-                    nh,
-                    &vneg,
-                    nv,
-                    T::ONE,
-                    &mut gw,
-                    nv,
-                )?;
-                gbh.iter_mut().for_each(|g| *g = T::ZERO);
-                gbv.iter_mut().for_each(|g| *g = T::ZERO);
-                col_sums_into(&hpos, m, nh, T::ONE, &mut gbh);
-                col_sums_into(&hneg, mn, nh, -T::ONE, &mut gbh);
-                col_sums_into(vpos, m, nv, T::ONE, &mut gbv);
-                col_sums_into(&vneg, mn, nv, -T::ONE, &mut gbv);
-                if p.persistent {
-                    sample_bernoulli(&hneg[..mn * nh], &mut st.chain[..mn * nh], p.seed, s)?;
-                    s += 1;
-                }
+                apply(
+                    &mut st.w[..wlen],
+                    &mut st.vel_w[..wlen],
+                    &gw,
+                    scale,
+                    mom,
+                    decay,
+                );
             }
-            let scale = T::from_f64(p.lr / m as f64);
-            apply(
-                &mut st.w[..wlen],
-                &mut st.vel_w[..wlen],
-                &gw,
-                scale,
-                mom,
-                decay,
-            );
             apply(
                 &mut st.bh[..nh],
                 &mut st.vel_bh[..nh],
@@ -681,7 +825,7 @@ fn layer_probs<T: Float>(
     let mut beta = T::ZERO;
     if l > 0 {
         // From below: s[l-1] (n, sz[l-1]) @ W[l-1]^T (sz[l-1], sz[l]).
-        gemm::gemm(
+        mm(
             false,
             true,
             n,
@@ -700,7 +844,7 @@ fn layer_probs<T: Float>(
     }
     if l + 1 < sz.len() {
         // From above: s[l+1] (n, sz[l+1]) @ W[l] (sz[l+1], sz[l]).
-        gemm::gemm(
+        mm(
             false,
             false,
             n,
@@ -717,7 +861,7 @@ fn layer_probs<T: Float>(
         )?;
     }
     add_bias(out, sz[l], d.b[l]);
-    elementwise::forward_inplace(Unary::Sigmoid, out)
+    sigmoid_inplace(out)
 }
 
 /// Mean-field posterior of the hidden layers given `v` (n, sizes[0]): `mu[l - 1]`
@@ -760,7 +904,7 @@ pub fn mean_field<T: Float>(
         let (lo, hi) = mu.split_at_mut(l - 1);
         let below: &[T] = if l == 1 { v } else { &*lo[l - 2] };
         let out = &mut hi[0][..n * sz[l]];
-        gemm::gemm(
+        mm(
             false,
             true,
             n,
@@ -776,7 +920,7 @@ pub fn mean_field<T: Float>(
             sz[l],
         )?;
         add_bias(out, sz[l], d.b[l]);
-        elementwise::forward_inplace(Unary::Sigmoid, out)?;
+        sigmoid_inplace(out)?;
     }
     let mut buf: Vec<T> = Vec::new();
     let mut sweeps = 0;
@@ -970,7 +1114,7 @@ pub fn dbm_fit<T: Float>(
                     let upper_d: &[T] = &mu[l][..nb * sizes[l + 1]];
                     let a = T::from_f64(1.0 / nb as f64);
                     let c = T::from_f64(-1.0 / m as f64);
-                    gemm::gemm(
+                    mm(
                         true,
                         false,
                         sizes[l + 1],
@@ -985,7 +1129,7 @@ pub fn dbm_fit<T: Float>(
                         &mut gw[l],
                         sizes[l],
                     )?;
-                    gemm::gemm(
+                    mm(
                         true,
                         false,
                         sizes[l + 1],
@@ -1028,4 +1172,45 @@ pub fn dbm_fit<T: Float>(
         }
     }
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigmoid64_is_accurate() {
+        let mut worst = 0.0f64;
+        let mut x = -750.0;
+        while x < 750.0 {
+            let want = if x >= 0.0 {
+                1.0 / (1.0 + (-x).exp())
+            } else {
+                x.exp() / (1.0 + x.exp())
+            };
+            let got = sigmoid64(x);
+            if want > 1e-300 {
+                worst = worst.max(((got - want) / want).abs());
+            }
+            x += 0.01234;
+        }
+        assert!(worst < 1e-15, "worst relative error {worst}");
+        let mut v: Vec<f64> = (0..100_000).map(|i| (i as f64 - 50_000.0) * 1e-3).collect();
+        let want: Vec<f64> = v.iter().map(|&x| sigmoid64(x)).collect();
+        sigmoid_inplace(&mut v).unwrap();
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn streams_are_independent_of_threads() {
+        let p: Vec<f32> = (0..70_000).map(|i| (i % 97) as f32 / 97.0).collect();
+        let mut a = vec![0.0f32; p.len()];
+        let mut b = a.clone();
+        crate::threading::with_threads(1, || sample_bernoulli(&p, &mut a, 7, 3).unwrap());
+        crate::threading::with_threads(3, || sample_bernoulli(&p, &mut b, 7, 3).unwrap());
+        assert_eq!(a, b);
+        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
+        let pm = p.iter().map(|&v| v as f64).sum::<f64>() / p.len() as f64;
+        assert!((mean - pm).abs() < 0.01);
+    }
 }

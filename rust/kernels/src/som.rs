@@ -215,6 +215,22 @@ impl Tables {
         }
     }
 
+    /// `out[u] = h(u) * scale` for every unit, in unit order (same values as [`Tables::h`]).
+    fn fill<T: Float>(&self, map: &Map, scale: f64, out: &mut [T]) {
+        for (i, row) in out.chunks_exact_mut(map.y).enumerate().take(map.x) {
+            for (j, o) in row.iter_mut().enumerate() {
+                let s = if map.shifted(j) { map.x } else { 0 };
+                let v = self.fx[s + i] * self.fy[j];
+                let h = if self.dx2.is_empty() {
+                    v
+                } else {
+                    v * (1.0 - self.two_over_d * (self.dx2[s + i] + self.dy2[j]))
+                };
+                *o = T::from_f64(h * scale);
+            }
+        }
+    }
+
     /// The neighbourhood value at unit `u`.
     #[inline(always)]
     fn h(&self, map: &Map, u: usize) -> f64 {
@@ -532,9 +548,7 @@ pub fn train_online<T: Float>(
             _ => bmu,
         };
         tables.set(map, c, sigma[t]);
-        for (u, gu) in g.iter_mut().enumerate() {
-            *gu = T::from_f64(tables.h(map, u) * eta[t]);
-        }
+        tables.fill(map, eta[t], &mut g);
         let next: &[T] = if t + 1 < steps { sample(t + 1) } else { &[] };
         bmu = pass(weights, &g, sample(t), next, &mut dist, &mut best);
     }
@@ -594,7 +608,7 @@ fn block_distances<T: Float>(
             for r in 0..rows {
                 let xr = &x[r * dim..][..dim];
                 let o = &mut out[r * units..][..units];
-                let xsq = xr.iter().fold(T::ZERO, |a, &v| v.mul_add(v, a));
+                let xsq = xr.iter().fold(T::ZERO, |a, &v| a + v * v);
                 if metric == Distance::Euclidean {
                     for (ov, &ws) in o.iter_mut().zip(wsq) {
                         let p = ws - two * *ov;
@@ -663,14 +677,67 @@ impl<T: Float> Kernel for DistOnly<'_, T> {
     }
 }
 
+/// The first smallest `ws[u] - 2 g[u]` of a row (the euclidean BMU from the GEMM form),
+/// lane-parallel: per lane the first strict minimum, then the smallest value with the
+/// smallest index across lanes, which is the first minimum of the row. The values are
+/// computed as in [`block_distances`] (`ws - 2 g`), so both paths agree bitwise.
+struct ArgminRow<'a, T> {
+    g: &'a [T],
+    ws: &'a [T],
+}
+
+impl<T: Float> Kernel for ArgminRow<'_, T> {
+    type Out = (usize, T);
+    #[inline(always)]
+    unsafe fn run<V: Simd>(self) -> (usize, T) {
+        let g: &[V::E] = cast(self.g);
+        let ws: &[V::E] = cast(self.ws);
+        let n = g.len().min(ws.len());
+        let inf = V::E::INFINITY;
+        let two = V::splat(V::E::from_f64(2.0));
+        let step = V::splat(V::E::from_usize(V::LANES));
+        let mut lane = [V::E::ZERO; crate::vmath::MAX_LANES];
+        for (k, l) in lane.iter_mut().enumerate() {
+            *l = V::E::from_usize(k);
+        }
+        let mut idx = V::load(lane.as_ptr());
+        let mut best = V::splat(inf);
+        let mut besti = V::splat(V::E::ZERO);
+        let mut k = 0;
+        // SAFETY: k + LANES <= n in the loop; the tail loads n - k < LANES elements.
+        while k + V::LANES <= n {
+            let v = V::load(ws.as_ptr().add(k)).sub(V::load(g.as_ptr().add(k)).mul(two));
+            let m = v.lt(best);
+            best = V::select(m, v, best);
+            besti = V::select(m, idx, besti);
+            idx = idx.add(step);
+            k += V::LANES;
+        }
+        if k < n {
+            let v = V::load_partial(ws.as_ptr().add(k), n - k, inf)
+                .sub(V::load_partial(g.as_ptr().add(k), n - k, V::E::ZERO).mul(two));
+            let m = v.lt(best);
+            best = V::select(m, v, best);
+            besti = V::select(m, idx, besti);
+        }
+        let (bv, bi) = (best.to_array(), besti.to_array());
+        let mut r = (0usize, inf);
+        let mut found = false;
+        for l in 0..V::LANES {
+            let i = bi[l].to_f64() as usize;
+            if bv[l] < r.1 || (bv[l] == r.1 && found && i < r.0) || (!found && bv[l] < inf) {
+                r = (i, bv[l]);
+                found = true;
+            }
+        }
+        (r.0, crate::vmath::cast_val(r.1))
+    }
+}
+
 /// Squared norms of the units (for the GEMM form of the euclidean and cosine distances).
 fn unit_sq<T: Float>(w: &[T], units: usize, dim: usize) -> Vec<T> {
     (0..units)
-        .map(|u| {
-            w[u * dim..][..dim]
-                .iter()
-                .fold(T::ZERO, |a, &v| v.mul_add(v, a))
-        })
+        .map(|u| w[u * dim..][..dim].iter().fold(T::ZERO, |a, &v| a + v * v))
         .collect()
 }
 
@@ -762,6 +829,7 @@ pub fn bmu<T: Float>(
     let wsq = unit_sq(weights, units, dim);
     let nblocks = n.div_ceil(ROWS);
     let per = threading::task_len(nblocks, 1);
+    let fused = metric == Distance::Euclidean && !two && units < (1 << 24);
     let (bp, bdp) = (SendPtr::new(best), SendPtr::new(best_d));
     let (sp, sdp) = (SendPtr::new(second), SendPtr::new(second_d));
     let errs = std::sync::Mutex::new(None);
@@ -772,15 +840,39 @@ pub fn bmu<T: Float>(
             let rows = ROWS.min(n - lo);
             let x = &data[lo * dim..][..rows * dim];
             let o = &mut buf[..rows * units];
-            if let Err(e) =
+            let res = if fused {
+                // The GEMM x.w only; ||w||^2 - 2 x.w is formed inside the argmin.
+                gemm_with_level(
+                    level,
+                    Mode::Inline,
+                    false,
+                    true,
+                    rows,
+                    units,
+                    dim,
+                    T::ONE,
+                    x,
+                    dim,
+                    weights,
+                    dim,
+                    T::ZERO,
+                    o,
+                    units,
+                )
+            } else {
                 block_distances(level, metric, x, rows, weights, &wsq, units, dim, true, o)
-            {
+            };
+            if let Err(e) = res {
                 *errs.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                 return;
             }
             for r in 0..rows {
                 let d = &o[r * units..][..units];
-                let (b1, v1) = argmin(d);
+                let (b1, v1) = if fused {
+                    dispatch::<T, _>(level, ArgminRow { g: d, ws: &wsq })
+                } else {
+                    argmin(d)
+                };
                 let (b2, v2) = if two && units > 1 {
                     let mut s = (usize::MAX, T::INFINITY);
                     for (i, &v) in d.iter().enumerate() {
@@ -798,7 +890,7 @@ pub fn bmu<T: Float>(
                         let wr = &weights[b * dim..][..dim];
                         xr.iter()
                             .zip(wr)
-                            .fold(T::ZERO, |a, (&p, &q)| (p - q).mul_add(p - q, a))
+                            .fold(T::ZERO, |a, (&p, &q)| a + (p - q) * (p - q))
                             .sqrt()
                     } else {
                         v
@@ -1009,7 +1101,7 @@ pub fn umatrix<T: Float>(map: &Map, weights: &[T], mean: bool, out: &mut [T]) ->
                     let d2 = w2
                         .iter()
                         .zip(w1)
-                        .fold(T::ZERO, |s, (&p, &q)| (p - q).mul_add(p - q, s));
+                        .fold(T::ZERO, |s, (&p, &q)| s + (p - q) * (p - q));
                     acc += d2.sqrt();
                     cnt += 1;
                 }
