@@ -246,6 +246,67 @@ def test_pointwise_whole_image_paths_match_reference(groups):
         _close(a, r)
 
 
+_LEVEL_SCRIPT = """
+import sys, numpy as np, ferrograd as fg, ferrograd.nn.functional as F
+rng = np.random.default_rng(11)
+cases = [  # (n, c, k, h, w, kh, kw, padding): the small-convolution (direct) paths and
+    # their edges: C = 1, K below and above half a vector, asymmetric 'same' padding,
+    # an input gradient that takes the GEMM path (padding 0), kernel width 1 and 7.
+    (3, 1, 6, 28, 28, 5, 5, 2), (2, 6, 16, 14, 14, 5, 5, 0), (2, 3, 9, 9, 11, 3, 2, (1, 0)),
+    (1, 2, 3, 6, 7, 2, 4, "same"), (2, 5, 20, 8, 8, 1, 3, (0, 1)), (1, 2, 4, 9, 12, 2, 7, 3),
+]
+out = []
+for dt in (np.float32, np.float64):
+    for (n, c, k, h, w, kh, kw, pad) in cases:
+        x = fg.tensor(rng.standard_normal((n, c, h, w)).astype(dt), requires_grad=True)
+        wt = fg.tensor(rng.standard_normal((k, c, kh, kw)).astype(dt), requires_grad=True)
+        b = fg.tensor(rng.standard_normal(k).astype(dt), requires_grad=True)
+        y = F.conv2d(x, wt, b, 1, pad)
+        gy = rng.standard_normal(y.shape).astype(dt)
+        (y * fg.tensor(gy)).sum().backward()
+        out += [x.data, wt.data, b.data, gy, y.data, x.grad.data, wt.grad.data, b.grad.data]
+np.savez(sys.argv[1], *out)
+"""
+
+
+def test_small_conv_paths_match_reference_at_every_simd_level(tmp_path):
+    """Small stride-1 convolutions run direct kernels under AVX-512 (an implicit im2col:
+    forward, input gradient as the full correlation, weight gradient with positions or
+    output channels in the lanes) and im2col + GEMM otherwise: every level (one
+    subprocess each, since the level is fixed per process) matches the float64
+    reference, and the float64 results of the levels agree to rounding."""
+    import os
+    import subprocess
+    import sys
+
+    results = {}
+    for level in ("scalar", "avx2", "avx512"):
+        f = tmp_path / f"{level}.npz"
+        env = dict(os.environ, FERROGRAD_SIMD=level)
+        subprocess.run([sys.executable, "-c", _LEVEL_SCRIPT, str(f)], check=True, env=env)
+        with np.load(f) as z:
+            arrs = [z[key] for key in sorted(z.files, key=lambda key: int(key.split("_")[1]))]
+        results[level] = arrs
+        for i in range(0, len(arrs), 8):
+            x, w, b, gy, y, dx, dw, db = arrs[i : i + 8]
+            pad = {0: 2, 1: 0, 2: (1, 0), 3: "same", 4: (0, 1), 5: 3}[(i // 8) % 6]
+            if pad == "same":
+                th, tw = w.shape[2] - 1, w.shape[3] - 1
+                pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+            else:
+                ph, pw = (pad, pad) if isinstance(pad, int) else pad
+                pads = (ph, ph, pw, pw)
+            ref = ref_conv2d(x, w, b, (1, 1), pads, (1, 1), 1, gy)
+            tol = 1e-10 if x.dtype == np.float64 else 2e-5
+            for got, want in zip((y, dx, dw, db), ref):
+                assert got.dtype == x.dtype
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max(), err_msg=level)
+    half = len(results["scalar"]) // 2
+    for level in ("avx2", "avx512"):
+        for a, c in zip(results["scalar"][half:], results[level][half:]):
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12 * max(1.0, np.abs(a).max()))
+
+
 # ----------------------------------------------------------------------------- gradcheck
 
 
@@ -273,7 +334,8 @@ def test_gradcheck_conv1d_and_transpose_float64():
 
 @pytest.mark.parametrize(
     "kernel,stride,pad,chans,batch",
-    [(3, 1, 1, 6, 3), (3, 1, 1, 16, 3), (3, 2, 0, 6, 3), (1, 1, 0, 6, 3), (1, 1, 0, 6, 8), (5, 1, 2, 6, 3)],
+    [(3, 1, 1, 6, 3), (3, 1, 1, 16, 3), (3, 2, 0, 6, 3), (1, 1, 0, 6, 3), (1, 1, 0, 6, 8), (5, 1, 2, 6, 3),
+     (5, 1, 0, 1, 5), (5, 1, 2, 1, 17)],
 )
 def test_one_and_two_threads_bitwise_equal(kernel, stride, pad, chans, batch):
     rng = np.random.default_rng(2)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os as _os
 
+from . import _malloc
+
+_malloc.tune()
+
 from . import _native, data, datasets, nn, optim, train, viz
 from ._random import generator, initial_seed, manual_seed
 from .serialization import load, save
