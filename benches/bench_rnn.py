@@ -10,10 +10,14 @@
 Both libraries start from the same weights and data (the first losses / outputs are
 checked to agree). Each library runs in its own fresh process, alternating over
 ``--rounds`` rounds, median of the per-process medians (see benches/_timing.py), with the
-same thread count (``--threads N``, default: ferrograd's). ``--profile`` times the parts
-of the ferrograd steps in this process instead.
+same thread count (``--threads N``, default: ferrograd's). ``--cpu-time`` measures instead
+the CPU time of the calling thread with ONE thread per library (time.thread_time), which
+other processes on a loaded machine barely disturb (wall-clock ratios with 2 threads are
+meaningless at a load average far above the core count). ``--profile`` times the parts of
+the ferrograd steps in this process.
 
     python benches/bench_rnn.py [--threads N] [--rounds R] [--only lstm_train,gru_train,lstm_infer]
+    python benches/bench_rnn.py --cpu-time [--rounds R]
     python benches/bench_rnn.py --profile
 """
 
@@ -118,8 +122,22 @@ def torch_case(torch, kind: str):
     return step
 
 
-def worker(lib: str, kind: str, threads: int) -> None:
-    """Times one library's case in this fresh process; prints seconds per call."""
+def cpu_median(fn, repeats: int) -> float:
+    """Median CPU seconds of the calling thread per call (after two warm-up calls)."""
+    fn()
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        fn()
+        ts.append(time.thread_time() - t0)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def worker(lib: str, kind: str, threads: int, cpu: bool = False) -> None:
+    """Times one library's case in this fresh process; prints seconds per call (CPU
+    seconds of this thread with ``cpu``, which needs threads == 1)."""
     fg.set_num_threads(threads)
     if lib == "ferrograd":
         fn = fg_case(kind)
@@ -127,7 +145,7 @@ def worker(lib: str, kind: str, threads: int) -> None:
         torch = try_import_torch()
         torch.set_num_threads(threads)
         fn = torch_case(torch, kind)
-    print(median_time(fn, 9, 0.3))
+    print(cpu_median(fn, 9 if kind == "lstm_infer" else 31) if cpu else median_time(fn, 9, 0.3))
 
 
 def check_agreement(torch) -> None:
@@ -168,14 +186,15 @@ def arg(name: str, default):
 def main() -> None:
     if "--worker" in sys.argv:
         i = sys.argv.index("--worker")
-        worker(sys.argv[i + 1], sys.argv[i + 2], int(sys.argv[i + 3]))
+        worker(sys.argv[i + 1], sys.argv[i + 2], int(sys.argv[i + 3]), "--cpu" in sys.argv)
         return
     if "--profile" in sys.argv:
         if "--threads" in sys.argv:
             fg.set_num_threads(arg("--threads", 1))
         profile()
         return
-    threads = arg("--threads", fg.get_num_threads())
+    cpu = "--cpu-time" in sys.argv
+    threads = 1 if cpu else arg("--threads", fg.get_num_threads())
     rounds = arg("--rounds", 5)
     only = arg("--only", ",".join(CASES)).split(",")
     torch = try_import_torch()
@@ -184,7 +203,8 @@ def main() -> None:
         check_agreement(torch)
     load = os.getloadavg()
     print(f"threads: {threads}, SIMD: {fg.simd_level()}" + (f", torch {torch.__version__}" if torch else "")
-          + f", each library in its own process, median of {rounds} alternating rounds, "
+          + f", each library in its own process, median of {rounds} alternating rounds"
+          + (", CPU time of the calling thread" if cpu else ", wall time") + ", "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print()
     print("| case | ferrograd ms | PyTorch ms | PyTorch/ferrograd | target |")
@@ -192,9 +212,10 @@ def main() -> None:
     t0 = time.perf_counter()
     for kind in only:
         name, target = CASES[kind]
-        libs = {"ferrograd": ["--worker", "ferrograd", kind, str(threads)]}
+        extra = ["--cpu"] if cpu else []
+        libs = {"ferrograd": ["--worker", "ferrograd", kind, str(threads)] + extra}
         if torch is not None:
-            libs["torch"] = ["--worker", "torch", kind, str(threads)]
+            libs["torch"] = ["--worker", "torch", kind, str(threads)] + extra
         r = isolated_medians(__file__, libs, rounds)
         if torch is None:
             print(f"| {name} | {r['ferrograd'] * 1e3:.2f} | n/a | n/a | {target}x |")

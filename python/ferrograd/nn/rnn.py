@@ -30,6 +30,8 @@ take no part in the gradients, and h_n is the state at each sequence's true last
 from __future__ import annotations
 
 import math
+import sys
+from collections import OrderedDict
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -58,10 +60,40 @@ __all__ = [
 ]
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+# Values the forward saves per (time step, batch row), in units of H (see rust/kernels/src/rnn.rs).
+_SAVED = {"RNN_TANH": 2, "RNN_RELU": 2, "LSTM": 7, "GRU": 5}
 _NODE = {"RNN_TANH": "RnnTanhBackward", "RNN_RELU": "RnnReluBackward", "LSTM": "LstmBackward", "GRU": "GruBackward"}
 
 
 # ----------------------------------------------------------------------------- the op
+
+# Large arrays handed out again once nobody else references them: a fresh multi-megabyte
+# array every training step page-faults its memory in anew (measured: a GRU train step
+# spent about a third of its time there). Keyed by (shape, dtype); the most recent keys
+# are kept, a few arrays each.
+_BUFFERS: "OrderedDict[tuple, list]" = OrderedDict()
+_BUFFER_KEYS, _BUFFERS_PER_KEY = 8, 3
+
+
+def _buffer(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array, reused when only this cache still holds it."""
+    key = (shape, dtype.str)
+    lst = _BUFFERS.get(key)
+    if lst is None:
+        lst = _BUFFERS[key] = []
+        if len(_BUFFERS) > _BUFFER_KEYS:
+            _BUFFERS.popitem(last=False)
+    else:
+        _BUFFERS.move_to_end(key)
+    for a in lst:
+        # References: the list, the loop variable and getrefcount's argument.
+        if sys.getrefcount(a) <= 3:
+            return a
+    a = np.empty(shape, dtype=dtype)
+    if len(lst) < _BUFFERS_PER_KEY:
+        lst.append(a)
+    return a
+
 
 
 def _grad_array(g: Optional[np.ndarray], dtype: np.dtype) -> Optional[np.ndarray]:
@@ -93,7 +125,7 @@ def _rnn_layer(
     lstm = mode == "LSTM"
     a0, a1 = xd.shape[0], xd.shape[1]
     bsz = a0 if batch_first else a1
-    out = np.empty((a0, a1, ndir * hid), dtype=dt)
+    out = _buffer((a0, a1, ndir * hid), dt)
     hn = np.empty((ndir, bsz, hid), dtype=dt)
     cn = np.empty((ndir, bsz, hid), dtype=dt) if lstm else None
     h0d = None if h0 is None else _contig(h0.data)
@@ -107,6 +139,7 @@ def _rnn_layer(
         inputs.extend(t for t in p if t is not None)
     need = _GradMode.enabled and any(t.requires_grad for t in inputs)
     saved = []
+    ws_len = (a0 * a1 * hid * _SAVED[mode],)
     for d, (w_ih, w_hh, b_ih, b_hh) in enumerate(params):
         ws = _native.rnn_forward(
             mode,
@@ -125,6 +158,7 @@ def _rnn_layer(
             batch_first,
             d == 1,
             need,
+            _buffer(ws_len, dt) if need else None,
         )
         saved.append(ws)
     if not need:

@@ -194,6 +194,7 @@ fn forward_t<'py, T: Float + Element>(
     batch_first: bool,
     reverse: bool,
     save: bool,
+    workspace: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyArrayDyn<T>>>> {
     const OP: &str = "rnn_forward";
     let w_ih = same::<T>(OP, "weight_ih", w_ih)?;
@@ -235,10 +236,15 @@ fn forward_t<'py, T: Float + Element>(
     let ldo = view3(OP, "out", out.shape(), x.shape(), offset, d.hidden)?;
     let lens = lengths_vec(OP, lengths)?;
     let ws = if save {
-        Some(alloc::<T>(
-            py,
-            &[krnn::workspace_len(cell, &d).map_err(crate::common::kernel_err)?],
-        )?)
+        let wlen = krnn::workspace_len(cell, &d).map_err(crate::common::kernel_err)?;
+        Some(match workspace {
+            Some(a) => {
+                let a = same::<T>(OP, "workspace", a)?;
+                check_shape(OP, "workspace", &[wlen], a.shape())?;
+                a
+            }
+            None => alloc::<T>(py, &[wlen])?,
+        })
     } else {
         None
     };
@@ -298,7 +304,7 @@ fn forward_t<'py, T: Float + Element>(
 }
 
 /// rnn_forward(mode, x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, lengths, out,
-/// offset, h_n, c_n, batch_first, reverse, save) -> workspace or None.
+/// offset, h_n, c_n, batch_first, reverse, save, workspace=None) -> workspace or None.
 ///
 /// One layer in one direction over the whole sequence. mode: RNN_TANH, RNN_RELU, LSTM or
 /// GRU. x: (seq, batch, input) or, with batch_first, (batch, seq, input); weight_ih
@@ -306,9 +312,11 @@ fn forward_t<'py, T: Float + Element>(
 /// (zeros; c0 LSTM only); lengths: int64 (batch,) in 1..=seq, or None. Writes in place:
 /// out (same first two dims as x, last dim >= offset + H; this direction fills columns
 /// offset .. offset + H), h_n (batch, H) and c_n (batch, H, LSTM only, else None).
-/// Returns the workspace backward needs when save is true. All C-contiguous, one dtype.
+/// Returns the workspace backward needs when save is true: `workspace` when given (a
+/// (workspace length,) array to reuse, overwritten), else a new array. All C-contiguous,
+/// one dtype.
 #[pyfunction]
-#[pyo3(signature = (mode, x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, lengths, out, offset, h_n, c_n, batch_first, reverse, save))]
+#[pyo3(signature = (mode, x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, lengths, out, offset, h_n, c_n, batch_first, reverse, save, workspace=None))]
 #[allow(clippy::too_many_arguments)]
 fn rnn_forward<'py>(
     py: Python<'py>,
@@ -328,6 +336,7 @@ fn rnn_forward<'py>(
     batch_first: bool,
     reverse: bool,
     save: bool,
+    workspace: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     const OP: &str = "rnn_forward";
     let cell = parse_mode(OP, mode)?;
@@ -351,6 +360,7 @@ fn rnn_forward<'py>(
             batch_first,
             reverse,
             save,
+            workspace,
         )?
         .map_or_else(none, |a| a.into_any()),
         Arr::F64(x) => forward_t(
@@ -371,6 +381,7 @@ fn rnn_forward<'py>(
             batch_first,
             reverse,
             save,
+            workspace,
         )?
         .map_or_else(none, |a| a.into_any()),
     })
