@@ -1,5 +1,7 @@
-"""One stepping interface for the deep agents over a single gymnasium environment or a
-gymnasium vector environment.
+"""Machinery shared by the deep agents (DQN, REINFORCE, A2C): one stepping interface over
+a single gymnasium environment or a vector environment, seeded network construction, flat
+parameter storage for target networks, and state-dict / optimizer-state flattening for
+``save`` / ``load``.
 
 :class:`VecEnvAdapter` always presents *same-step* auto-reset: ``step`` returns the
 observations to act on next (the reset observation for a sub-environment whose episode
