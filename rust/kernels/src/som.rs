@@ -29,9 +29,10 @@
 //!
 //! DETERMINISM. Online training is sequential in sample order; within one update the units
 //! are split into blocks of a size fixed by the map (never by the thread count), each
-//! block's weights updated and its distances to the next sample computed in one pass, and
-//! the BMU taken by exact comparisons (smallest index on ties), so the result does not
-//! depend on the split. Batch search cuts the samples into fixed blocks of [`ROWS`] rows;
+//! block's weights updated and its distances to the next sample computed in one pass (on a
+//! transposed copy of the weights, units in SIMD lanes, so no unit's arithmetic depends on
+//! its lane or block), and the BMU taken by exact comparisons (smallest index on ties), so
+//! the result does not depend on the split. Batch search cuts the samples into fixed blocks of [`ROWS`] rows;
 //! squared euclidean distances come from one GEMM per block (`||w||^2 - 2 x.w`, whose
 //! reduction order the GEMM fixes). Batch accumulation sorts the samples by BMU (stable)
 //! and sums each unit's samples in sample order; `num = H S` is a GEMM. Bitwise identical
@@ -267,67 +268,7 @@ pub fn neighborhood(map: &Map, center: usize, sigma: f64, out: &mut [f64]) -> Re
 }
 
 // ---------------------------------------------------------------------------------------
-// One pass over a block of units: update (optional), then distances to a sample.
-
-/// Distance of `x` to each unit of a block, after updating the block towards `upd` with
-/// per-unit rates `g` (no update when `upd` is empty; a unit with `g == 0` is skipped).
-struct Pass<'a, T> {
-    w: &'a mut [T],
-    g: &'a [T],
-    upd: &'a [T],
-    x: &'a [T],
-    /// ||x|| (cosine only).
-    xnorm: T,
-    dim: usize,
-    metric: Distance,
-    out: &'a mut [T],
-}
-
-impl<T: Float> Kernel for Pass<'_, T> {
-    type Out = ();
-    #[inline(always)]
-    unsafe fn run<V: Simd>(self) {
-        let dim = self.dim;
-        let w: &mut [V::E] = cast_mut(self.w);
-        let g: &[V::E] = cast(self.g);
-        let upd: &[V::E] = cast(self.upd);
-        let x: &[V::E] = cast(self.x);
-        let out: &mut [V::E] = cast_mut(self.out);
-        let xnorm: V::E = crate::vmath::cast_val(self.xnorm);
-        let units = out.len();
-        for u in 0..units {
-            let wp = w.as_mut_ptr().add(u * dim);
-            if !upd.is_empty() && g[u] != V::E::ZERO {
-                // SAFETY: wp..wp+dim is unit u's row of the block (u < units, the block
-                // holds units * dim elements), upd holds dim elements.
-                update_row::<V>(wp, upd.as_ptr(), g[u], dim);
-            }
-            if !x.is_empty() {
-                // SAFETY: as above; x holds dim elements.
-                out[u] = distance_row::<V>(wp, x.as_ptr(), dim, self.metric, xnorm);
-            }
-        }
-    }
-}
-
-/// `w += g * (x - w)` over `dim` elements.
-#[inline(always)]
-unsafe fn update_row<V: Simd>(w: *mut V::E, x: *const V::E, g: V::E, dim: usize) {
-    let gv = V::splat(g);
-    let mut k = 0;
-    while k + V::LANES <= dim {
-        let wv = V::load(w.add(k));
-        let xv = V::load(x.add(k));
-        gv.mul_add(xv.sub(wv), wv).store(w.add(k));
-        k += V::LANES;
-    }
-    if k < dim {
-        let n = dim - k;
-        let wv = V::load_partial(w.add(k), n, V::E::ZERO);
-        let xv = V::load_partial(x.add(k), n, V::E::ZERO);
-        gv.mul_add(xv.sub(wv), wv).store_partial(w.add(k), n);
-    }
-}
+// Distances of one sample to rows of weights.
 
 /// The distance of `x` to the row `w` (squared for euclidean).
 #[inline(always)]
@@ -387,28 +328,6 @@ unsafe fn distance_row<V: Simd>(
         }
         _ => a0.add(a1).hsum(),
     }
-}
-
-/// ||x|| with the same reduction as the cosine distance's ||w||.
-fn norm<T: Float>(level: Level, x: &[T]) -> T {
-    let mut out = [T::ZERO];
-    let mut w = x.to_vec();
-    // ||x||^2 is the "cosine" reduction's ww term; reuse the euclidean distance to zero.
-    let zeros = vec![T::ZERO; x.len()];
-    dispatch::<T, _>(
-        level,
-        Pass {
-            w: &mut w,
-            g: &[],
-            upd: &[],
-            x: &zeros,
-            xnorm: T::ZERO,
-            dim: x.len(),
-            metric: Distance::Euclidean,
-            out: &mut out,
-        },
-    );
-    out[0].sqrt()
 }
 
 /// Index and value of the smallest of `d` (first on ties; NaN never wins).
@@ -483,65 +402,63 @@ pub fn train_online<T: Float>(
     let level = simd::level();
     let weights = &mut weights[..units * dim];
     let sample = |t: usize| &data[order[t] as usize * dim..][..dim];
+    // The weights are updated in a transposed copy (dim, units): one update and the
+    // distances to the next sample then run across units in SIMD lanes, with no
+    // horizontal sums (each unit's arithmetic is the same whatever lane or block it is
+    // in, so the split never changes a value).
+    let mut wt = vec![T::ZERO; units * dim];
+    for (u, row) in weights.chunks_exact(dim).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            wt[k * units + u] = v;
+        }
+    }
     let block = if units * dim < ONLINE_PAR_MIN {
         units
     } else {
-        threading::task_len(units, ONLINE_TASK.div_ceil(dim))
+        threading::task_len(units, ONLINE_TASK.div_ceil(dim)).next_multiple_of(16)
     };
     let nblocks = units.div_ceil(block);
     let mut tables = Tables::new(map);
     let mut g = vec![T::ZERO; units];
-    let mut dist = vec![T::ZERO; units];
     // Per-block winners, combined in block order.
     let mut best = vec![(0usize, T::ZERO); nblocks];
 
     // One pass of all blocks: update towards `upd` with rates g, distances to `x`.
-    let pass =
-        |w: &mut [T], g: &[T], upd: &[T], x: &[T], dist: &mut [T], best: &mut [(usize, T)]| {
-            let xnorm = if metric == Distance::Cosine && !x.is_empty() {
-                norm(level, x)
-            } else {
-                T::ZERO
-            };
-            let wp = SendPtr::new(w);
-            let dp = SendPtr::new(dist);
-            let run_block = |b: usize| -> (usize, T) {
-                let lo = b * block;
-                let hi = (lo + block).min(units);
-                // SAFETY: blocks [lo, hi) of distinct b are disjoint ranges of units; w holds
-                // units * dim and dist holds units elements; each b runs exactly once while w
-                // and dist are exclusively borrowed by this pass.
-                let (wb, db) = unsafe {
-                    (
-                        std::slice::from_raw_parts_mut(wp.get().add(lo * dim), (hi - lo) * dim),
-                        std::slice::from_raw_parts_mut(dp.get().add(lo), hi - lo),
-                    )
-                };
-                dispatch::<T, _>(
-                    level,
-                    Pass {
-                        w: wb,
-                        g: if upd.is_empty() { &[] } else { &g[lo..hi] },
-                        upd,
-                        x,
-                        xnorm,
-                        dim,
-                        metric,
-                        out: db,
-                    },
-                );
-                let (i, v) = argmin(db);
-                (lo + i, v)
-            };
-            if nblocks == 1 {
-                best[0] = run_block(0);
-            } else {
-                threading::for_each_mut(best, |b, slot| *slot = run_block(b));
-            }
-            combine(best)
+    let pass = |wt: &mut [T], g: &[T], upd: &[T], x: &[T], best: &mut [(usize, T)]| {
+        let xnorm = if metric == Distance::Cosine && !x.is_empty() {
+            x.iter().fold(T::ZERO, |a, &v| a + v * v).sqrt()
+        } else {
+            T::ZERO
         };
+        let wp = SendPtr::new(wt);
+        let run_block = |b: usize| -> (usize, T) {
+            let lo = b * block;
+            let hi = (lo + block).min(units);
+            dispatch::<T, _>(
+                level,
+                PassT {
+                    wt: wp,
+                    stride: units,
+                    lo,
+                    hi,
+                    g,
+                    upd,
+                    x,
+                    xnorm,
+                    dim,
+                    metric,
+                },
+            )
+        };
+        if nblocks == 1 {
+            best[0] = run_block(0);
+        } else {
+            threading::for_each_mut(best, |b, slot| *slot = run_block(b));
+        }
+        combine(best)
+    };
 
-    let mut bmu = pass(weights, &g, &[], sample(0), &mut dist, &mut best);
+    let mut bmu = pass(&mut wt, &g, &[], sample(0), &mut best);
     for t in 0..steps {
         let c = match forced.get(t) {
             Some(&f) if f >= 0 => f as usize,
@@ -550,9 +467,110 @@ pub fn train_online<T: Float>(
         tables.set(map, c, sigma[t]);
         tables.fill(map, eta[t], &mut g);
         let next: &[T] = if t + 1 < steps { sample(t + 1) } else { &[] };
-        bmu = pass(weights, &g, sample(t), next, &mut dist, &mut best);
+        bmu = pass(&mut wt, &g, sample(t), next, &mut best);
+    }
+    for (u, row) in weights.chunks_exact_mut(dim).enumerate() {
+        for (k, v) in row.iter_mut().enumerate() {
+            *v = wt[k * units + u];
+        }
     }
     Ok(steps)
+}
+
+/// One online step over units `lo..hi` of transposed weights `wt` (dim rows of `stride`
+/// units): `w_u += g_u (upd - w_u)` (skipped when `upd` is empty), then the distance of
+/// each unit to `x` (when non-empty), 16 or 8 units per vector. Returns the block's first
+/// smallest distance (squared for euclidean) and its unit.
+struct PassT<'a, T> {
+    wt: SendPtr<T>,
+    stride: usize,
+    lo: usize,
+    hi: usize,
+    g: &'a [T],
+    upd: &'a [T],
+    x: &'a [T],
+    xnorm: T,
+    dim: usize,
+    metric: Distance,
+}
+
+impl<T: Float> Kernel for PassT<'_, T> {
+    type Out = (usize, T);
+    #[inline(always)]
+    unsafe fn run<V: Simd>(self) -> (usize, T) {
+        let g: &[V::E] = cast(self.g);
+        let upd: &[V::E] = cast(self.upd);
+        let x: &[V::E] = cast(self.x);
+        let wt = self.wt.get() as *mut V::E;
+        let (dim, stride, metric) = (self.dim, self.stride, self.metric);
+        let zero = V::splat(V::E::ZERO);
+        let xnorm: V::E = crate::vmath::cast_val(self.xnorm);
+        let eps = V::E::from_f64(1e-8);
+        let mut best = (self.lo, V::E::INFINITY);
+        let mut found = false;
+        let mut c = self.lo;
+        while c < self.hi {
+            let n = V::LANES.min(self.hi - c);
+            let full = n == V::LANES;
+            // SAFETY: every access below touches wt[k * stride + c .. + n] for k < dim:
+            // columns c..c + n lie in this task's block [lo, hi) (disjoint from every
+            // other task's), in bounds because hi <= stride and wt holds dim * stride
+            // elements; g holds stride values and upd, x hold dim values when non-empty.
+            let gv = if full {
+                V::load(g.as_ptr().add(c))
+            } else {
+                V::load_partial(g.as_ptr().add(c), n, V::E::ZERO)
+            };
+            let (mut a, mut b) = (zero, zero);
+            for k in 0..dim {
+                let p = wt.add(k * stride + c);
+                let mut w = if full {
+                    V::load(p)
+                } else {
+                    V::load_partial(p, n, V::E::ZERO)
+                };
+                if !upd.is_empty() {
+                    w = gv.mul_add(V::splat(upd[k]).sub(w), w);
+                    if full {
+                        w.store(p);
+                    } else {
+                        w.store_partial(p, n);
+                    }
+                }
+                if !x.is_empty() {
+                    let xv = V::splat(x[k]);
+                    match metric {
+                        Distance::Euclidean => {
+                            let d = xv.sub(w);
+                            a = d.mul_add(d, a);
+                        }
+                        Distance::Cosine => {
+                            a = xv.mul_add(w, a);
+                            b = w.mul_add(w, b);
+                        }
+                        Distance::Manhattan => a = a.add(xv.sub(w).abs()),
+                        Distance::Chebyshev => a = a.max(xv.sub(w).abs()),
+                    }
+                }
+            }
+            if !x.is_empty() {
+                let (av, bv) = (a.to_array(), b.to_array());
+                for l in 0..n {
+                    let v = if metric == Distance::Cosine {
+                        V::E::ONE - av[l] / (bv[l].sqrt() * xnorm + eps)
+                    } else {
+                        av[l]
+                    };
+                    if v < best.1 || (!found && !v.is_nan()) {
+                        best = (c + l, v);
+                        found = true;
+                    }
+                }
+            }
+            c += n;
+        }
+        (best.0, crate::vmath::cast_val(best.1))
+    }
 }
 
 /// The overall winner of per-block winners (first block wins ties; NaN never wins).
