@@ -13,7 +13,7 @@ Rows compare like with like:
 - online: ``train(data, 20000, random_order=True)`` in both (MiniSom's sequential
   updates; the same RandomState seed gives both the same sample order);
 - offline batch: ``train_batch_offline(data, 2)`` in both (MiniSom's batch algorithm
-  blended with the decaying learning rate; 2 epochs, as MiniSom takes ~7 s per epoch);
+  blended with the decaying learning rate; 2 epochs, as MiniSom takes seconds per epoch);
 - and, for reference, ferrograd's pure batch map ``train_batch(data, 20)`` (Kohonen's
   algorithm, 20 epochs; MiniSom has no vectorised batch training to compare with).
 """
