@@ -35,7 +35,7 @@ def main() -> None:
     print(f"batch SOM (30 epochs): quantization error {som.quantization_error(X[tr]):.4f}, "
           f"topographic error {som.topographic_error(X[tr]):.4f}")
     fine = SOM(20, 20, 64, sigma=1.5, learning_rate=0.1, topology="hexagonal", random_seed=0)
-    fine._weights = som.get_weights().copy()
+    fine.set_weights(som.get_weights())
     fine.train(X[tr], 20 * len(tr), random_order=True)
     print(f"+ online refinement ({20 * len(tr)} updates): quantization error "
           f"{fine.quantization_error(X[tr]):.4f}, topographic error {fine.topographic_error(X[tr]):.4f}")

@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 from ferrograd import _native
 from ferrograd.unsupervised import SOM
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*triangle neighborhood function does not.*:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*triangle neighborhood function does not.*:UserWarning"),
+    pytest.mark.filterwarnings("ignore:SOM. sigma might be too high:UserWarning"),
+]
 
 NEIGHBORHOODS = ["gaussian", "mexican_hat", "bubble", "triangle"]
 TOPOLOGIES = ["rectangular", "hexagonal"]
@@ -266,6 +269,18 @@ def test_distance_map_brute_force(rng, topology, scaling):
                   if 0 <= a + i < 5 and 0 <= b + j < 6]
             um[a, b] = np.sum(ds) if scaling == "sum" else np.mean(ds)
     np.testing.assert_allclose(som.distance_map(scaling), um / um.max(), rtol=1e-12)
+
+
+def test_set_weights(rng):
+    som = make_som(3, 2, 4)
+    w = rng.normal(size=(3, 2, 4))
+    som.set_weights(w)
+    np.testing.assert_array_equal(som.get_weights(), w)
+    assert som.get_weights() is not w
+    with pytest.raises(ValueError, match=r"weights must have shape \(3, 2, 4\), given \(3, 2, 5\)"):
+        som.set_weights(np.zeros((3, 2, 5)))
+    with pytest.raises(ValueError, match="non-finite"):
+        som.set_weights(np.full((3, 2, 4), np.nan))
 
 
 def test_pca_init_and_fit_transform(rng):

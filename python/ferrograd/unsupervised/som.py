@@ -252,6 +252,18 @@ class SOM:
         """The weights, shape (x, y, input_len) (the live array, as MiniSom)."""
         return self._codebook()
 
+    def set_weights(self, weights: Any) -> None:
+        """Replaces the weights with a copy of ``weights`` (x, y, input_len) (not in
+        MiniSom, whose users assign ``som._weights``; that works here too)."""
+        w = np.array(weights, dtype=self.dtype, order="C", copy=True)
+        if w.shape != (self.x, self.y, self._input_len):
+            raise ValueError(
+                f"SOM.set_weights: weights must have shape {(self.x, self.y, self._input_len)}, given {w.shape}"
+            )
+        if not np.isfinite(w).all():
+            raise ValueError("SOM.set_weights: weights contain non-finite values (NaN or inf)")
+        self._weights = w
+
     def get_euclidean_coordinates(self) -> Tuple[np.ndarray, np.ndarray]:
         """The units' positions in the plane, two (x, y) arrays (hexagonal rows shifted)."""
         return self._xx.copy(), self._yy.copy()
