@@ -23,9 +23,10 @@
 //!   the block copied out with the bias. A 1x1 convolution with stride 1 and no padding
 //!   skips im2col: the GEMM reads the image in place (W (k, c) @ X (c, h*w)); with at
 //!   least `WHOLE_IMAGE_TASKS` (image, group) pairs each pair is one task writing its own
-//!   contiguous part of y directly (no copy-out) through [`pw_gemm`]: under AVX-512 an
-//!   unpacked kernel (strips of X copied to L1, bias added in registers; the same bits as
-//!   GEMM + bias), measured 82 -> 94 GFLOPS on one core at 64 x 784 x 64 per image.
+//!   contiguous part of y directly (no copy-out) through [`pw_gemm`]: under AVX-512 its
+//!   own kernel (8 x 48 tiles reading W in place and X from 2 KiB-per-row blocks copied
+//!   once, the bias added in registers; the same bits as GEMM + bias). One core, CPU
+//!   time on the loaded machine: the benchmark's 1x1 layer 2.5-2.6 -> 2.25-2.4 ms.
 //! - Small stride-1 convolutions (AVX-512, one group, padded planes within
 //!   `DIRECT_MAX_PLANE`; LeNet's layers): a direct "wide" kernel instead of im2col + GEMM,
 //!   see [`Direct`]: the input is copied into a zero-padded stack and the rows of the
@@ -567,12 +568,13 @@ const PW_MAX_DEPTH: usize = 256;
 /// ... in that order, then the bias added: the same bits as the GEMM followed by
 /// [`add_row_bias`], which is the fallback.
 ///
-/// With AVX-512 and k <= `PW_MAX_DEPTH`, a kernel that packs nothing: X is read in
-/// place, a strip of `PW_NV` vectors of columns at a time (the strip, k rows deep, stays
-/// in L1 while every block of `PW_MR` rows of A sweeps it; the next strip is prefetched),
-/// A is read in place (it is at most 256 x 256 here and stays in L1 / L2), and the bias
-/// is added in registers before the store. For the 1x1 benchmark layer (64 x 3136 x 64
-/// per image) this drops the GEMM's B packing and the separate bias pass.
+/// With AVX-512 and k <= `PW_MAX_DEPTH`, its own kernel: blocks of X (k rows of
+/// `PW_BLOCK_BYTES`) are copied row by row into a workspace (long sequential reads;
+/// reading k rows of a long image directly touches k pages per step), strips of `PW_NV`
+/// vectors of them stay in L1 while every block of `PW_MR` rows of A (read in place: at
+/// most 256 x 256 here) sweeps them, and the bias is added in registers before the
+/// store. For the 1x1 benchmark layer (64 x 3136 x 64 per image) this replaces the
+/// GEMM's panel packing and its separate bias pass.
 #[allow(clippy::too_many_arguments)]
 fn pw_gemm<T: Float>(
     transa: bool,
@@ -616,7 +618,7 @@ fn pw_gemm<T: Float>(
         }
         let (a_rs, a_cs) = if transa { (1, lda) } else { (lda, 1) };
         let bp = bias.map_or(std::ptr::null(), |b| b.as_ptr());
-        let strip_len = k * pw_x86::PW_NV * 64 / std::mem::size_of::<T>();
+        let strip_len = k * pw_x86::PW_BLOCK_BYTES / std::mem::size_of::<T>();
         return with_ws::<T, _>(strip_len, |strip| {
             if T::IS_F64 {
                 let (a, x, y, strip) = (
@@ -699,9 +701,11 @@ mod pw_x86 {
     use std::arch::x86_64::*;
 
     /// Rows of A per register tile.
-    pub(super) const PW_MR: usize = 12;
+    pub(super) const PW_MR: usize = 8;
     /// Vectors of columns per register tile (and per strip).
-    pub(super) const PW_NV: usize = 2;
+    pub(super) const PW_NV: usize = 3;
+    /// Bytes per row of the block of X copied at a time (rounded down to whole strips).
+    pub(super) const PW_BLOCK_BYTES: usize = 2048;
 
     macro_rules! pw_kernel {
         ($tile:ident, $drive:ident, $t:ty, $lanes:expr, $mask:ty,
@@ -790,7 +794,8 @@ mod pw_x86 {
             ) {
                 const L: usize = $lanes;
                 const W: usize = PW_NV * L;
-                let lines = (W * std::mem::size_of::<$t>()).div_ceil(64);
+                // A whole number of strips, so a strip never straddles two blocks.
+                const NB: usize = PW_BLOCK_BYTES / std::mem::size_of::<$t>() / W * W;
                 for j0 in (0..n).step_by(W) {
                     let cols = (n - j0).min(W);
                     let masks: [$mask; PW_NV] = std::array::from_fn(|v| {
@@ -801,35 +806,26 @@ mod pw_x86 {
                             ((1u32 << w) - 1) as $mask
                         }
                     });
-                    // Prefetch the next strip (the first row block waits for this one).
-                    let jn = j0 + W;
-                    if jn < n {
-                        let nl = ((n - jn) * std::mem::size_of::<$t>())
-                            .div_ceil(64)
-                            .min(lines);
+                    let jb = j0 / NB * NB;
+                    if j0 == jb {
+                        // Copy the block of NB columns (k rows, read front to back) into
+                        // `strip` (k x NB): the tiles then read k rows from L2 / L1 within
+                        // a few pages instead of k long rows of X.
+                        let nb = (n - jb).min(NB);
                         for p in 0..k {
-                            for l in 0..nl {
-                                let q = x.wrapping_add(
-                                    p * ldx + jn + l * (64 / std::mem::size_of::<$t>()),
-                                );
-                                // A prefetch never faults; the address is in X's rows.
-                                _mm_prefetch::<_MM_HINT_T0>(q.cast());
-                            }
-                        }
-                    }
-                    // Copy the strip (k rows of `cols` values) into `strip` (k x W), so the
-                    // tiles below read k rows within a few pages rather than k pages.
-                    for p in 0..k {
-                        for v in 0..PW_NV {
-                            // SAFETY: masked: columns j0 .. j0 + cols of row p of X, and
-                            // the same columns of row p of the strip (k * W values).
+                            // SAFETY: row p of X holds columns jb .. jb + nb; row p of
+                            // the strip NB values; they do not overlap (the strip is a
+                            // separate workspace).
                             unsafe {
-                                let e = $maskz_load(masks[v], x.wrapping_add(p * ldx + j0 + v * L));
-                                $mask_store(strip.wrapping_add(p * W + v * L), masks[v], e);
-                            }
+                                std::ptr::copy_nonoverlapping(
+                                    x.wrapping_add(p * ldx + jb),
+                                    strip.wrapping_add(p * NB),
+                                    nb,
+                                )
+                            };
                         }
                     }
-                    let (xs, ldx) = (strip as *const $t, W);
+                    let (xs, ldx) = (strip.wrapping_add(j0 - jb) as *const $t, NB);
                     let ys = y.wrapping_add(j0);
                     let full = m / PW_MR * PW_MR;
                     for i0 in (0..full).step_by(PW_MR) {
