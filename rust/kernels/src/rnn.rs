@@ -27,15 +27,19 @@
 //! both biases; the weight gradients are GEMMs over all T * B rows at once.
 //!
 //! DESIGN:
-//! - The input projection of all steps is one GEMM (T B x I times I x G H).
-//! - Per step one job on the pool: the hidden units are cut into blocks of `UNIT_BLOCK`
-//!   (fixed, independent of the thread count); each task computes the recurrent product
-//!   for the G gates of its units (one GEMM against a copy of W_hh^T whose columns are
-//!   grouped by unit block, so the block is contiguous) and then runs the fused gate
-//!   kernel for its units (SIMD over units, vmath exp / tanh). The new state goes to a
-//!   second buffer (other tasks still read the old one).
+//! - The input projection of all steps is one GEMM (T B x I times I x G H), written
+//!   (when saving) straight into the workspace, where the gate kernel replaces the
+//!   pre-activations by the activations.
+//! - Per step one job on the pool: the hidden units are cut into blocks ([`unit_block`],
+//!   from the sizes only, never the thread count); each task computes the recurrent
+//!   product for the G gates of its units (one GEMM against a block-contiguous copy of
+//!   W_hh^T) and then runs the fused gate kernel for its units (SIMD over units, vmath exp
+//!   / tanh). The new state goes to a second buffer (other tasks still read the old one).
 //! - Backward per step: each task adds dG_{t+1} W_hh for its units (GEMM, accumulating
-//!   into the carried gradient) and runs the fused gate backward of step t for its units.
+//!   into the carried gradient) and runs the fused gate backward of step t for its units,
+//!   which also sums the bias gradients of its units. Then dW_ih, dW_hh (and dx) are one
+//!   GEMM each over all T B rows.
+//! - Large temporaries come from a small pool of reused buffers ([`Scratch`]).
 //! - Every output element is computed by one task with a fixed arithmetic order, so the
 //!   results are bitwise identical for any thread count.
 
@@ -57,6 +61,21 @@ const OP_BWD: &str = "rnn_backward";
 /// Hidden units per task of one time step (16 to 128 measured within noise of each other
 /// on the benchmarks; 64 keeps the per-step GEMMs of H = 128 in two equal tasks).
 const UNIT_BLOCK: usize = 64;
+
+/// Up to this many multiply-adds a per-step GEMM stays small enough for the GEMM's
+/// unpacked path (crate::gemm reads both operands in place up to 128^3; packing W_hh's
+/// block anew every step cost about 15 % of a 2-layer H = 256 inference).
+const STEP_GEMM_MAX: usize = 128 * 128 * 128;
+
+/// Hidden units per task: `UNIT_BLOCK`, halved (down to 16) while a task's recurrent
+/// product (B x G ub x H) is above `STEP_GEMM_MAX`. Depends on the sizes only.
+fn unit_block(g: usize, batch: usize, hid: usize) -> usize {
+    let mut ub = UNIT_BLOCK;
+    while ub > 16 && batch.saturating_mul(g * ub).saturating_mul(hid) > STEP_GEMM_MAX {
+        ub /= 2;
+    }
+    ub.min(hid).max(1)
+}
 
 /// The recurrent cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,7 +387,7 @@ pub fn forward<T: Float>(
         gates,
         gw,
     )?;
-    let ub = UNIT_BLOCK.min(hid);
+    let ub = unit_block(cell.gates(), d.batch, hid);
     let blocks = hid.div_ceil(ub);
     let whh_t = grouped_transpose(w.w_hh, g, hid, ub);
     let mut h_next = vec![T::ZERO; bh];
@@ -785,7 +804,7 @@ pub fn backward<T: Float>(
         return Ok(());
     }
 
-    let ub = UNIT_BLOCK.min(hid);
+    let ub = unit_block(cell.gates(), d.batch, hid);
     let blocks = hid.div_ceil(ub);
     // Gradients of the pre-activations, rows in x's order; GRU has a second set for the
     // recurrent side (its n block is scaled by r).
