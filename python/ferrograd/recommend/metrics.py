@@ -85,6 +85,7 @@ def ranking_metrics(
         raise ValueError(f"{what}: scores must be finite, given NaN or inf")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"{what}: k must be an int >= 1, given {k!r}")
+    k_asked = int(k)  # the precision denominator of the 'unrated' protocol (hits / k)
     k = int(min(k, S.shape[1])) if S.shape[1] else int(k)
     rel = np.zeros(S.shape, dtype=bool)
     liked = test.ratings >= threshold
@@ -115,7 +116,7 @@ def ranking_metrics(
     valid = np.isfinite(Su[rows, top])
     hits = rel[users][rows, top] & valid
     n_hits = hits.sum(axis=1)
-    denom = np.full(users.size, k) if candidates == "unrated" else np.minimum(k, n_cand[users])
+    denom = np.full(users.size, k_asked) if candidates == "unrated" else np.minimum(k, n_cand[users])
     precision = n_hits / np.maximum(denom, 1)
     recall = n_hits / n_rel[users]
     disc = 1.0 / np.log2(np.arange(2, k + 2))
