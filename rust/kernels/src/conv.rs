@@ -1072,6 +1072,15 @@ fn direct_fits(g: &Conv2dGeom) -> bool {
         && g.ow + g.kw <= 128
 }
 
+/// The error of an internal operand-length check of the direct kernels (unreachable
+/// from checked inputs; an error rather than a panic all the same).
+fn direct_len_err(what: &str) -> Result<()> {
+    Err(KernelError::ShapeMismatch {
+        op: OP_FWD,
+        detail: format!("{what}: operand lengths do not match the geometry"),
+    })
+}
+
 /// out (m x wide, row stride `ld`) = a (m x depth) @ implicit im2col of `xp`.
 fn direct_product<T: Float>(
     d: &Direct,
@@ -1081,16 +1090,16 @@ fn direct_product<T: Float>(
     offs: &[usize],
     out: &mut [T],
     ld: usize,
-) {
+) -> Result<()> {
     let (depth, wide) = (d.depth(), d.wide());
-    assert!(
-        a.len() >= m * depth
-            && offs.len() == depth
-            && offs.iter().all(|&o| o + wide + 64 <= xp.len())
-            && ld >= wide
-            && out.len() >= (m - 1) * ld + wide,
-        "direct_product: operand lengths"
-    );
+    if !(a.len() >= m * depth
+        && offs.len() == depth
+        && offs.iter().all(|&o| o + wide + 64 <= xp.len())
+        && ld >= wide
+        && out.len() >= (m - 1) * ld + wide)
+    {
+        return direct_len_err("direct_product");
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: checked above: every row j of the implicit im2col (xp[offs[j]..][..wide],
     // plus at most 64 lanes of masked-off overrun that are never read) lies inside xp,
@@ -1121,6 +1130,7 @@ fn direct_product<T: Float>(
             )
         }
     }
+    Ok(())
 }
 
 /// Copies the valid columns (q < ow) of the wide rows into (m, oh, ow) planes, adding
@@ -1160,17 +1170,18 @@ fn direct_forward<T: Float>(
     let offs = d.offsets();
     let (xl, wl, hw, ohw) = (d.xp_len(), g.k * d.wide(), g.h * g.w, g.oh * g.ow);
     let yp = SharedMut(y.as_mut_ptr());
+    let err = FirstErr::new();
     spin::run_tasks(g.n, threading::get_num_threads(), |img| {
         with_ws::<T, _>(xl + wl, |ws| {
             let (xp, wide) = ws.split_at_mut(xl);
             d.pad(&x[img * g.c * hw..][..g.c * hw], xp);
-            direct_product(&d, g.k, w, xp, &offs, wide, d.wide());
+            err.record(direct_product(&d, g.k, w, xp, &offs, wide, d.wide()));
             // SAFETY: image img's planes of y (length checked), written by this task only.
             let yi = unsafe { yp.slice(img * g.k * ohw, g.k * ohw) };
             direct_compact(&d, wide, g.k, b, yi);
         });
     });
-    Ok(())
+    err.into_result()
 }
 
 /// Direct input gradient: dx = the full correlation of gy with the flipped,
@@ -1210,17 +1221,18 @@ fn direct_backward_input<T: Float>(
     let offs = d.offsets();
     let (xl, wl, hw, ohw) = (d.xp_len(), g.c * d.wide(), g.h * g.w, g.oh * g.ow);
     let dxp = SharedMut(dx.as_mut_ptr());
+    let err = FirstErr::new();
     spin::run_tasks(g.n, threading::get_num_threads(), |img| {
         with_ws::<T, _>(xl + wl, |ws| {
             let (xp, wide) = ws.split_at_mut(xl);
             d.pad(&gy[img * g.k * ohw..][..g.k * ohw], xp);
-            direct_product(&d, g.c, &wt, xp, &offs, wide, d.wide());
+            err.record(direct_product(&d, g.c, &wt, xp, &offs, wide, d.wide()));
             // SAFETY: image img's planes of dx (length checked), written by this task only.
             let di = unsafe { dxp.slice(img * g.c * hw, g.c * hw) };
             direct_compact(&d, wide, g.c, bias, di);
         });
     });
-    Ok(())
+    err.into_result()
 }
 
 /// The direct input gradient applies (its padding kh - 1 - p is >= 0 on every side).
@@ -1260,6 +1272,7 @@ fn direct_backward_weight<T: Float>(g: &Conv2dGeom, x: &[T], gy: &[T], dw: &mut 
     let mut partials = vec![T::ZERO; (chunks - 1) * wlen];
     let dwp = SharedMut(dw.as_mut_ptr());
     let pp = SharedMut(partials.as_mut_ptr());
+    let err = FirstErr::new();
     spin::run_tasks(chunks, threading::get_num_threads(), |ch| {
         // SAFETY: chunk 0 owns dw, chunk j > 0 partial slot j - 1.
         let acc = unsafe {
@@ -1285,10 +1298,11 @@ fn direct_backward_weight<T: Float>(g: &Conv2dGeom, x: &[T], gy: &[T], dw: &mut 
                         gw[o * d.wide() + p * wp..][..g.ow].copy_from_slice(gr);
                     }
                 }
-                direct_weight_product(&d, g.k, gw, xp, &offs, acc);
+                err.record(direct_weight_product(&d, g.k, gw, xp, &offs, acc));
             }
         });
     });
+    err.into_result()?;
     if chunks > 1 {
         for p in partials.chunks_exact(wlen) {
             for (o, &v) in dw.iter_mut().zip(p) {
@@ -1308,15 +1322,15 @@ fn direct_weight_product<T: Float>(
     xp: &[T],
     offs: &[usize],
     acc: &mut [T],
-) {
+) -> Result<()> {
     let (depth, wide) = (d.depth(), d.wide());
-    assert!(
-        gw.len() >= m * wide
-            && offs.len() == depth
-            && offs.iter().all(|&o| o + wide + 64 <= xp.len())
-            && acc.len() >= m * depth,
-        "direct_weight_product: operand lengths"
-    );
+    if !(gw.len() >= m * wide
+        && offs.len() == depth
+        && offs.iter().all(|&o| o + wide + 64 <= xp.len())
+        && acc.len() >= m * depth)
+    {
+        return direct_len_err("direct_weight_product");
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: checked above (rows of gw and of the implicit im2col span `wide` values,
     // read with masks that stop at `wide`); the caller checked AVX-512.
@@ -1347,6 +1361,7 @@ fn direct_weight_product<T: Float>(
             )
         }
     }
+    Ok(())
 }
 
 /// The weight gradient with the output channels in the vector lanes applies: at least
@@ -1389,6 +1404,7 @@ fn direct_backward_weight_o<T: Float>(
     let mut partials = vec![T::ZERO; (chunks - 1) * wlen];
     let dwp = SharedMut(dw.as_mut_ptr());
     let pp = SharedMut(partials.as_mut_ptr());
+    let err = FirstErr::new();
     spin::run_tasks(chunks, threading::get_num_threads(), |ch| {
         // SAFETY: chunk 0 owns dw, chunk j > 0 partial slot j - 1.
         let out = unsafe {
@@ -1413,7 +1429,7 @@ fn direct_backward_weight_o<T: Float>(
                         gt[u * kp + o] = v;
                     }
                 }
-                direct_weight_product_o(&d, g.k, gt, kp, xp, vacc);
+                err.record(direct_weight_product_o(&d, g.k, gt, kp, xp, vacc));
             }
             for o in 0..g.k {
                 let (ob, l) = (o / lanes, o % lanes);
@@ -1423,6 +1439,7 @@ fn direct_backward_weight_o<T: Float>(
             }
         });
     });
+    err.into_result()?;
     if chunks > 1 {
         for p in partials.chunks_exact(wlen) {
             for (o, &v) in dw.iter_mut().zip(p) {
@@ -1442,18 +1459,18 @@ fn direct_weight_product_o<T: Float>(
     kp: usize,
     xp: &[T],
     vacc: &mut [T],
-) {
+) -> Result<()> {
     let lanes = 64 / std::mem::size_of::<T>();
     let (hp, wp, ckk) = (d.hp(), d.wp(), d.depth());
     let nvo = k.div_ceil(lanes);
-    assert!(
-        (1..=7).contains(&d.kw)
-            && kp == nvo * lanes
-            && gt.len() >= d.oh * d.ow * kp
-            && xp.len() >= d.c * hp * wp
-            && vacc.len() >= nvo * ckk * lanes,
-        "direct_weight_product_o: operand lengths"
-    );
+    if !((1..=7).contains(&d.kw)
+        && kp == nvo * lanes
+        && gt.len() >= d.oh * d.ow * kp
+        && xp.len() >= d.c * hp * wp
+        && vacc.len() >= nvo * ckk * lanes)
+    {
+        return direct_len_err("direct_weight_product_o");
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: checked above: every row (c, r) of the padded stack spans wp values, read at
     // q + s < ow + kw - 1 = wp for p < oh; gt holds oh * ow rows of kp; vacc nvo * ckk
@@ -1491,6 +1508,7 @@ fn direct_weight_product_o<T: Float>(
             )
         }
     }
+    Ok(())
 }
 
 #[cfg(target_arch = "x86_64")]
