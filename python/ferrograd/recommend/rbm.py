@@ -254,44 +254,33 @@ class RBMRecommender(Recommender):
         for h; pv1 is the first reconstruction's p(v = 1 | h0), (B, n_items).
         """
         if self.visible == "implicit":
-            return self._cd_implicit(V0, generator)
-        B = V0.shape[0]
-        K = len(self.levels_)
-        ob, oi = np.nonzero(mask)
-        cols = oi * K
-        ph0 = self._hidden_probs(V0)
-        h = (generator.random(ph0.shape) < ph0).astype(self.dtype)
-        pv1 = None
-        for step in range(self.cd_k):  # CD-k Gibbs steps (k is small)
-            logits = _mm(h, self.W_, False, True) + self.visible_bias_
-            pv = _softmax_last(logits.reshape(B, -1, K)[ob, oi])
-            if pv1 is None:
-                pv1 = pv
-            u = generator.random((ob.size, 1))
-            state = (u > np.cumsum(pv, axis=-1)).sum(axis=-1)
-            Vk = np.zeros_like(V0)
-            Vk[ob, cols + np.minimum(state, K - 1)] = 1
-            phk = self._hidden_probs(Vk)
-            if step < self.cd_k - 1:
-                h = (generator.random(phk.shape) < phk).astype(self.dtype)
-        dW = (_mm(V0, ph0, True, False) - _mm(Vk, phk, True, False)) / B
-        dbv = (V0.sum(axis=0) - Vk.sum(axis=0)) / B
-        dbh = (ph0.sum(axis=0) - phk.sum(axis=0)) / B
-        return dW, dbv, dbh, pv1
 
-    def _cd_implicit(
-        self, V0: np.ndarray, generator: np.random.Generator
-    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """CD-k of the implicit (Bernoulli-visible) RBM; see :meth:`cd_statistics`."""
+            def sample_visible(h: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+                pv = _sigmoid(_mm(h, self.W_, False, True) + self.visible_bias_)
+                return pv, (generator.random(pv.shape) < pv).astype(self.dtype)
+
+        else:
+            K = len(self.levels_)
+            ob, oi = np.nonzero(mask)
+            cols = oi * K
+
+            def sample_visible(h: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+                logits = _mm(h, self.W_, False, True) + self.visible_bias_
+                pv = _softmax_last(logits.reshape(B, -1, K)[ob, oi])
+                u = generator.random((ob.size, 1))
+                state = (u > np.cumsum(pv, axis=-1)).sum(axis=-1)
+                Vk = np.zeros_like(V0)
+                Vk[ob, cols + np.minimum(state, K - 1)] = 1
+                return pv, Vk
+
         B = V0.shape[0]
         ph0 = self._hidden_probs(V0)
         h = (generator.random(ph0.shape) < ph0).astype(self.dtype)
         pv1 = None
         for step in range(self.cd_k):  # CD-k Gibbs steps (k is small)
-            pv = _sigmoid(_mm(h, self.W_, False, True) + self.visible_bias_)
+            pv, Vk = sample_visible(h)
             if pv1 is None:
                 pv1 = pv
-            Vk = (generator.random(pv.shape) < pv).astype(self.dtype)
             phk = self._hidden_probs(Vk)
             if step < self.cd_k - 1:
                 h = (generator.random(phk.shape) < phk).astype(self.dtype)
