@@ -33,6 +33,19 @@ pub(crate) enum Arr<'py> {
     F64(Bound<'py, PyArrayDyn<f64>>),
 }
 
+/// The one dtype dispatch of the bindings: evaluates `body` with `x` bound to the float32
+/// or the float64 array behind an [`Arr`], so a generic `fn f<T: Float>` is written once
+/// and instantiated for both (`with_float!(arr(OP, "x", x)?, |x| f(py, &x))`).
+macro_rules! with_float {
+    ($arr:expr, |$x:ident| $body:expr) => {
+        match $arr {
+            $crate::common::Arr::F32($x) => $body,
+            $crate::common::Arr::F64($x) => $body,
+        }
+    };
+}
+pub(crate) use with_float;
+
 pub(crate) fn describe(x: &Bound<'_, PyAny>) -> String {
     let ty = match x.get_type().name() {
         Ok(n) => n.to_string(),

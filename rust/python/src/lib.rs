@@ -15,7 +15,7 @@ mod rl;
 mod rnn;
 mod unsupervised;
 
-use common::{arr, check_shape, kernel_err, new_array, not_contiguous, run, same, Arr};
+use common::{arr, check_shape, kernel_err, new_array, not_contiguous, run, same, with_float, Arr};
 use ferrograd_kernels::{
     elementwise, gemm as kgemm, reduce as kreduce, softmax as ksoftmax, threading, Float,
 };
@@ -249,10 +249,10 @@ fn mm<'py>(
     transa: bool,
     transb: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match arr("mm", "a", a)? {
-        Arr::F32(a) => mm_t(py, &a, b, transa, transb)?.into_any(),
-        Arr::F64(a) => mm_t(py, &a, b, transa, transb)?.into_any(),
-    })
+    Ok(with_float!(arr("mm", "a", a)?, |a| mm_t(
+        py, &a, b, transa, transb
+    )?
+    .into_any()))
 }
 
 // ---------------------------------------------------------------- element-wise
@@ -313,10 +313,7 @@ fn unary<'py>(
     p2: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let u = parse_unary(op, p1, p2)?;
-    Ok(match arr(op, "x", x)? {
-        Arr::F32(x) => unary_t(py, u, &x)?.into_any(),
-        Arr::F64(x) => unary_t(py, u, &x)?.into_any(),
-    })
+    Ok(with_float!(arr(op, "x", x)?, |x| unary_t(py, u, &x)?.into_any()))
 }
 
 fn unary_backward_t<'py, T: Float + Element>(
@@ -359,10 +356,10 @@ fn unary_backward<'py>(
     p2: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let u = parse_unary(op, p1, p2)?;
-    Ok(match arr(op, "x", x)? {
-        Arr::F32(x) => unary_backward_t(py, u, &x, y, gy)?.into_any(),
-        Arr::F64(x) => unary_backward_t(py, u, &x, y, gy)?.into_any(),
-    })
+    Ok(with_float!(arr(op, "x", x)?, |x| unary_backward_t(
+        py, u, &x, y, gy
+    )?
+    .into_any()))
 }
 
 // ---------------------------------------------------------------- softmax
@@ -398,10 +395,10 @@ fn softmax_t<'py, T: Float + Element>(
 #[pyfunction]
 #[pyo3(signature = (x, log=false))]
 fn softmax<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, log: bool) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match arr("softmax", "x", x)? {
-        Arr::F32(x) => softmax_t(py, &x, log)?.into_any(),
-        Arr::F64(x) => softmax_t(py, &x, log)?.into_any(),
-    })
+    Ok(with_float!(arr("softmax", "x", x)?, |x| softmax_t(
+        py, &x, log
+    )?
+    .into_any()))
 }
 
 fn softmax_backward_t<'py, T: Float + Element>(
@@ -436,10 +433,9 @@ fn softmax_backward<'py>(
     gy: &Bound<'py, PyAny>,
     log: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match arr("softmax_backward", "y", y)? {
-        Arr::F32(y) => softmax_backward_t(py, &y, gy, log)?.into_any(),
-        Arr::F64(y) => softmax_backward_t(py, &y, gy, log)?.into_any(),
-    })
+    Ok(with_float!(arr("softmax_backward", "y", y)?, |y| {
+        softmax_backward_t(py, &y, gy, log)?.into_any()
+    }))
 }
 
 // ---------------------------------------------------------------- reductions
@@ -515,10 +511,7 @@ fn reduce<'py>(
     x: &Bound<'py, PyAny>,
     axis: i64,
 ) -> PyResult<Bound<'py, PyAny>> {
-    match arr(op, "x", x)? {
-        Arr::F32(x) => reduce_t(py, op, &x, axis),
-        Arr::F64(x) => reduce_t(py, op, &x, axis),
-    }
+    with_float!(arr(op, "x", x)?, |x| reduce_t(py, op, &x, axis))
 }
 
 #[pymodule]

@@ -1,6 +1,6 @@
 //! Bindings of the layer kernels: the fused linear layer (forward and backward).
 
-use crate::common::{arr, check_shape, new_array, not_contiguous, run, same, Arr};
+use crate::common::{arr, check_shape, new_array, not_contiguous, run, same, with_float};
 use ferrograd_kernels::linear::{self as klinear, Activation};
 use ferrograd_kernels::Float;
 use numpy::{Element, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
@@ -85,10 +85,10 @@ fn linear<'py>(
     activation: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let act = parse_act("linear", activation)?;
-    Ok(match arr("linear", "x", x)? {
-        Arr::F32(x) => linear_t(py, &x, weight, bias, act)?.into_any(),
-        Arr::F64(x) => linear_t(py, &x, weight, bias, act)?.into_any(),
-    })
+    Ok(with_float!(arr("linear", "x", x)?, |x| linear_t(
+        py, &x, weight, bias, act
+    )?
+    .into_any()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -175,10 +175,9 @@ fn linear_backward<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     const OP: &str = "linear_backward";
     let act = parse_act(OP, activation)?;
-    match arr(OP, "x", x)? {
-        Arr::F32(x) => linear_backward_t(py, &x, weight, y, gy, act, need_dx, need_db),
-        Arr::F64(x) => linear_backward_t(py, &x, weight, y, gy, act, need_dx, need_db),
-    }
+    with_float!(arr(OP, "x", x)?, |x| linear_backward_t(
+        py, &x, weight, y, gy, act, need_dx, need_db
+    ))
 }
 
 /// Adds this module's functions to `ferrograd._native`.

@@ -4,7 +4,7 @@
 //! padding (P, D, H, W), batch norm (N, C, L). Every shape and argument is checked here
 //! before any buffer is borrowed; the kernels check lengths again.
 
-use crate::common::{arr, check_shape, new_array, not_contiguous, run, same, Arr};
+use crate::common::{arr, check_shape, new_array, not_contiguous, run, same, with_float};
 use ferrograd_kernels::pool::{self as kpool, Axis, PadMode};
 use ferrograd_kernels::Float;
 use numpy::{Element, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
@@ -91,10 +91,10 @@ fn pad<'py>(
     value: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let m = parse_mode("pad", mode)?;
-    Ok(match arr("pad", "x", x)? {
-        Arr::F32(x) => pad_t(py, &x, pads, m, value)?.into_any(),
-        Arr::F64(x) => pad_t(py, &x, pads, m, value)?.into_any(),
-    })
+    Ok(with_float!(arr("pad", "x", x)?, |x| pad_t(
+        py, &x, pads, m, value
+    )?
+    .into_any()))
 }
 
 fn pad_backward_t<'py, T: Float + Element>(
@@ -149,10 +149,9 @@ fn pad_backward<'py>(
         nonneg(OP, "H", dims[1])?,
         nonneg(OP, "W", dims[2])?,
     ];
-    Ok(match arr(OP, "grad_output", grad_output)? {
-        Arr::F32(g) => pad_backward_t(py, &g, d, pads, m)?.into_any(),
-        Arr::F64(g) => pad_backward_t(py, &g, d, pads, m)?.into_any(),
-    })
+    Ok(with_float!(arr(OP, "grad_output", grad_output)?, |g| {
+        pad_backward_t(py, &g, d, pads, m)?.into_any()
+    }))
 }
 
 // ---------------------------------------------------------------- pooling
@@ -292,10 +291,14 @@ fn pool2d<'py>(
         dilation,
         ceil_mode,
     };
-    match arr("pool2d", "x", x)? {
-        Arr::F32(x) => pool2d_t(py, &x, k, &geo, count_include_pad, divisor_override),
-        Arr::F64(x) => pool2d_t(py, &x, k, &geo, count_include_pad, divisor_override),
-    }
+    with_float!(arr("pool2d", "x", x)?, |x| pool2d_t(
+        py,
+        &x,
+        k,
+        &geo,
+        count_include_pad,
+        divisor_override
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -383,10 +386,9 @@ fn pool2d_backward<'py>(
         ceil_mode,
     };
     let (c, d) = (count_include_pad, divisor_override);
-    Ok(match arr(OP, "grad_output", grad_output)? {
-        Arr::F32(g) => pool2d_backward_t(py, &g, indices, k, hw, &geo, c, d)?.into_any(),
-        Arr::F64(g) => pool2d_backward_t(py, &g, indices, k, hw, &geo, c, d)?.into_any(),
-    })
+    Ok(with_float!(arr(OP, "grad_output", grad_output)?, |g| {
+        pool2d_backward_t(py, &g, indices, k, hw, &geo, c, d)?.into_any()
+    }))
 }
 
 fn adaptive_t<'py, T: Float + Element>(
@@ -453,10 +455,10 @@ fn adaptive_avg_pool2d<'py>(
         nonneg(OP, "output height", output_size[0])?,
         nonneg(OP, "output width", output_size[1])?,
     ];
-    Ok(match arr(OP, "x", x)? {
-        Arr::F32(x) => adaptive_t(py, &x, o, None)?.into_any(),
-        Arr::F64(x) => adaptive_t(py, &x, o, None)?.into_any(),
-    })
+    Ok(with_float!(arr(OP, "x", x)?, |x| adaptive_t(
+        py, &x, o, None
+    )?
+    .into_any()))
 }
 
 /// adaptive_avg_pool2d_backward(grad_output (P, OH, OW), input_hw) -> grad of x (P, H, W).
@@ -478,10 +480,9 @@ fn adaptive_avg_pool2d_backward<'py>(
         )));
     }
     let o = [s[1], s[2]];
-    Ok(match arr(OP, "grad_output", grad_output)? {
-        Arr::F32(g) => adaptive_t(py, &g, o, Some(i))?.into_any(),
-        Arr::F64(g) => adaptive_t(py, &g, o, Some(i))?.into_any(),
-    })
+    Ok(with_float!(arr(OP, "grad_output", grad_output)?, |g| {
+        adaptive_t(py, &g, o, Some(i))?.into_any()
+    }))
 }
 
 // ---------------------------------------------------------------- batch norm
@@ -531,10 +532,9 @@ fn batch_norm_stats_t<'py, T: Float + Element>(
 /// batch_norm_stats(x (N, C, L)) -> (mean, biased variance), each (C,).
 #[pyfunction]
 fn batch_norm_stats<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
-    match arr("batch_norm_stats", "x", x)? {
-        Arr::F32(x) => batch_norm_stats_t(py, &x),
-        Arr::F64(x) => batch_norm_stats_t(py, &x),
-    }
+    with_float!(arr("batch_norm_stats", "x", x)?, |x| batch_norm_stats_t(
+        py, &x
+    ))
 }
 
 fn batch_norm_t<'py, T: Float + Element>(
@@ -592,10 +592,10 @@ fn batch_norm<'py>(
     weight: Option<&Bound<'py, PyAny>>,
     bias: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match arr("batch_norm", "x", x)? {
-        Arr::F32(x) => batch_norm_t(py, &x, mean, invstd, weight, bias)?.into_any(),
-        Arr::F64(x) => batch_norm_t(py, &x, mean, invstd, weight, bias)?.into_any(),
-    })
+    Ok(with_float!(arr("batch_norm", "x", x)?, |x| batch_norm_t(
+        py, &x, mean, invstd, weight, bias
+    )?
+    .into_any()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -685,10 +685,9 @@ fn batch_norm_backward<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     const OP: &str = "batch_norm_backward";
     let g = grad_output;
-    match arr(OP, "x", x)? {
-        Arr::F32(x) => batch_norm_backward_t(py, &x, g, mean, invstd, weight, training, need_dx),
-        Arr::F64(x) => batch_norm_backward_t(py, &x, g, mean, invstd, weight, training, need_dx),
-    }
+    with_float!(arr(OP, "x", x)?, |x| batch_norm_backward_t(
+        py, &x, g, mean, invstd, weight, training, need_dx
+    ))
 }
 
 /// Adds this module's functions to `ferrograd._native`.

@@ -6,7 +6,7 @@
 //! both directions of a layer fill one output array); the backward can accumulate into a
 //! caller-provided `dx`. Everything else returned is a new array.
 
-use crate::common::{arr, check_shape, not_contiguous, run, same, Arr};
+use crate::common::{arr, check_shape, not_contiguous, run, same, with_float};
 use ferrograd_kernels::rnn::{self as krnn, Cell, Dims, Grads, Weights};
 use ferrograd_kernels::Float;
 use numpy::{Element, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -341,50 +341,27 @@ fn rnn_forward<'py>(
     const OP: &str = "rnn_forward";
     let cell = parse_mode(OP, mode)?;
     let none = || py.None().into_bound(py);
-    Ok(match arr(OP, "x", x)? {
-        Arr::F32(x) => forward_t(
-            py,
-            cell,
-            &x,
-            weight_ih,
-            weight_hh,
-            bias_ih,
-            bias_hh,
-            h0,
-            c0,
-            lengths,
-            out,
-            offset,
-            h_n,
-            c_n,
-            batch_first,
-            reverse,
-            save,
-            workspace,
-        )?
-        .map_or_else(none, |a| a.into_any()),
-        Arr::F64(x) => forward_t(
-            py,
-            cell,
-            &x,
-            weight_ih,
-            weight_hh,
-            bias_ih,
-            bias_hh,
-            h0,
-            c0,
-            lengths,
-            out,
-            offset,
-            h_n,
-            c_n,
-            batch_first,
-            reverse,
-            save,
-            workspace,
-        )?
-        .map_or_else(none, |a| a.into_any()),
-    })
+    Ok(with_float!(arr(OP, "x", x)?, |x| forward_t(
+        py,
+        cell,
+        &x,
+        weight_ih,
+        weight_hh,
+        bias_ih,
+        bias_hh,
+        h0,
+        c0,
+        lengths,
+        out,
+        offset,
+        h_n,
+        c_n,
+        batch_first,
+        reverse,
+        save,
+        workspace,
+    )?
+    .map_or_else(none, |a| a.into_any())))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -579,44 +556,24 @@ fn rnn_backward<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     const OP: &str = "rnn_backward";
     let cell = parse_mode(OP, mode)?;
-    match arr(OP, "x", x)? {
-        Arr::F32(x) => backward_t(
-            py,
-            cell,
-            &x,
-            weight_ih,
-            weight_hh,
-            lengths,
-            workspace,
-            g_out,
-            offset,
-            g_hn,
-            g_cn,
-            dx,
-            accumulate_dx,
-            has_bias,
-            batch_first,
-            reverse,
-        ),
-        Arr::F64(x) => backward_t(
-            py,
-            cell,
-            &x,
-            weight_ih,
-            weight_hh,
-            lengths,
-            workspace,
-            g_out,
-            offset,
-            g_hn,
-            g_cn,
-            dx,
-            accumulate_dx,
-            has_bias,
-            batch_first,
-            reverse,
-        ),
-    }
+    with_float!(arr(OP, "x", x)?, |x| backward_t(
+        py,
+        cell,
+        &x,
+        weight_ih,
+        weight_hh,
+        lengths,
+        workspace,
+        g_out,
+        offset,
+        g_hn,
+        g_cn,
+        dx,
+        accumulate_dx,
+        has_bias,
+        batch_first,
+        reverse,
+    ))
 }
 
 /// Adds this module's functions to `ferrograd._native`.

@@ -6,7 +6,9 @@
 //! dtype of the first (float32 or float64); schedules (`eta`, `sigma`, `lr`) are float64,
 //! indices int64.
 
-use crate::common::{arr, check_shape, describe, new_array, not_contiguous, run, same, Arr};
+use crate::common::{
+    arr, check_shape, describe, new_array, not_contiguous, run, same, with_float, Arr,
+};
 use ferrograd_kernels::rbm as krbm;
 use ferrograd_kernels::som::{self as ksom, Distance, Map, Neighborhood, Topology};
 use ferrograd_kernels::Float;
@@ -181,16 +183,10 @@ fn som_train(
     let forced = vec1::<i64>(OP, "forced", forced, "int64")?;
     finite_all(OP, "eta", &eta)?;
     finite_all(OP, "sigma", &sigma)?;
-    match arr(OP, "weights", weights)? {
-        Arr::F32(w) => {
-            let map = weights_map(OP, w.shape(), topo, nb)?;
-            som_train_t(py, &w, data, order, eta, sigma, forced, map, metric)
-        }
-        Arr::F64(w) => {
-            let map = weights_map(OP, w.shape(), topo, nb)?;
-            som_train_t(py, &w, data, order, eta, sigma, forced, map, metric)
-        }
-    }
+    with_float!(arr(OP, "weights", weights)?, |w| {
+        let map = weights_map(OP, w.shape(), topo, nb)?;
+        som_train_t(py, &w, data, order, eta, sigma, forced, map, metric)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -246,16 +242,10 @@ fn som_train_batch(
     let lr = vec1::<f64>(OP, "lr", lr, "float64")?;
     finite_all(OP, "sigma", &sigma)?;
     finite_all(OP, "lr", &lr)?;
-    match arr(OP, "weights", weights)? {
-        Arr::F32(w) => {
-            let map = weights_map(OP, w.shape(), topo, nb)?;
-            som_train_batch_t(py, &w, data, sigma, lr, map, metric)
-        }
-        Arr::F64(w) => {
-            let map = weights_map(OP, w.shape(), topo, nb)?;
-            som_train_batch_t(py, &w, data, sigma, lr, map, metric)
-        }
-    }
+    with_float!(arr(OP, "weights", weights)?, |w| {
+        let map = weights_map(OP, w.shape(), topo, nb)?;
+        som_train_batch_t(py, &w, data, sigma, lr, map, metric)
+    })
 }
 
 // ---------------------------------------------------------------- SOM queries
@@ -332,10 +322,9 @@ fn som_bmu<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     const OP: &str = "som_bmu";
     let metric = parse_distance(OP, distance)?;
-    match arr(OP, "data", data)? {
-        Arr::F32(d) => som_bmu_t(py, &d, weights, metric, second),
-        Arr::F64(d) => som_bmu_t(py, &d, weights, metric, second),
-    }
+    with_float!(arr(OP, "data", data)?, |d| som_bmu_t(
+        py, &d, weights, metric, second
+    ))
 }
 
 fn som_distances_t<'py, T: Float + Element>(
@@ -379,10 +368,10 @@ fn som_distances<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     const OP: &str = "som_distances";
     let metric = parse_distance(OP, distance)?;
-    Ok(match arr(OP, "data", data)? {
-        Arr::F32(d) => som_distances_t(py, &d, weights, metric)?.into_any(),
-        Arr::F64(d) => som_distances_t(py, &d, weights, metric)?.into_any(),
-    })
+    Ok(with_float!(arr(OP, "data", data)?, |d| som_distances_t(
+        py, &d, weights, metric
+    )?
+    .into_any()))
 }
 
 fn som_distance_map_t<'py, T: Float + Element>(
@@ -424,16 +413,10 @@ fn som_distance_map<'py>(
             )))
         }
     };
-    Ok(match arr(OP, "weights", weights)? {
-        Arr::F32(w) => {
-            let map = weights_map(OP, w.shape(), topo, Neighborhood::Gaussian)?;
-            som_distance_map_t(py, &w, map, mean)?.into_any()
-        }
-        Arr::F64(w) => {
-            let map = weights_map(OP, w.shape(), topo, Neighborhood::Gaussian)?;
-            som_distance_map_t(py, &w, map, mean)?.into_any()
-        }
-    })
+    Ok(with_float!(arr(OP, "weights", weights)?, |w| {
+        let map = weights_map(OP, w.shape(), topo, Neighborhood::Gaussian)?;
+        som_distance_map_t(py, &w, map, mean)?.into_any()
+    }))
 }
 
 /// som_neighborhood(x, y, topology, neighborhood, center, sigma) -> (x, y) float64: the
@@ -588,10 +571,9 @@ fn rbm_sample_bernoulli<'py>(
     seed: u64,
     stream: u64,
 ) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match arr("rbm_sample_bernoulli", "p", p)? {
-        Arr::F32(a) => sample_t(py, &a, seed, stream)?.into_any(),
-        Arr::F64(a) => sample_t(py, &a, seed, stream)?.into_any(),
-    })
+    Ok(with_float!(arr("rbm_sample_bernoulli", "p", p)?, |a| {
+        sample_t(py, &a, seed, stream)?.into_any()
+    }))
 }
 
 /// The RBM parameters (w (nh, nv), bh (nh), bv (nv)) as read-only views.
@@ -684,10 +666,10 @@ fn rbm_hidden<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     const OP: &str = "rbm_hidden";
     finite_all(OP, "up", &[up])?;
-    Ok(match arr(OP, "v", v)? {
-        Arr::F32(a) => cond_t(py, OP, &a, w, bh, bv, false, up, true)?.into_any(),
-        Arr::F64(a) => cond_t(py, OP, &a, w, bh, bv, false, up, true)?.into_any(),
-    })
+    Ok(with_float!(arr(OP, "v", v)?, |a| cond_t(
+        py, OP, &a, w, bh, bv, false, up, true
+    )?
+    .into_any()))
 }
 
 /// rbm_visible(h, w, bh, bv, gaussian=False, down=1.0) -> P(v = 1 | h) (Bernoulli) or the
@@ -706,10 +688,10 @@ fn rbm_visible<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     const OP: &str = "rbm_visible";
     finite_all(OP, "down", &[down])?;
-    Ok(match arr(OP, "h", h)? {
-        Arr::F32(a) => cond_t(py, OP, &a, w, bh, bv, gaussian, down, false)?.into_any(),
-        Arr::F64(a) => cond_t(py, OP, &a, w, bh, bv, gaussian, down, false)?.into_any(),
-    })
+    Ok(with_float!(arr(OP, "h", h)?, |a| cond_t(
+        py, OP, &a, w, bh, bv, gaussian, down, false
+    )?
+    .into_any()))
 }
 
 fn free_energy_t<'py, T: Float + Element>(
@@ -754,10 +736,10 @@ fn rbm_free_energy<'py>(
     gaussian: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     const OP: &str = "rbm_free_energy";
-    Ok(match arr(OP, "v", v)? {
-        Arr::F32(a) => free_energy_t(py, &a, w, bh, bv, gaussian)?.into_any(),
-        Arr::F64(a) => free_energy_t(py, &a, w, bh, bv, gaussian)?.into_any(),
-    })
+    Ok(with_float!(arr(OP, "v", v)?, |a| free_energy_t(
+        py, &a, w, bh, bv, gaussian
+    )?
+    .into_any()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -827,10 +809,9 @@ fn rbm_gibbs<'py>(
     stream: u64,
 ) -> PyResult<Bound<'py, PyTuple>> {
     const OP: &str = "rbm_gibbs";
-    match arr(OP, "v", v)? {
-        Arr::F32(a) => gibbs_t(py, &a, w, bh, bv, gaussian, steps, seed, stream),
-        Arr::F64(a) => gibbs_t(py, &a, w, bh, bv, gaussian, steps, seed, stream),
-    }
+    with_float!(arr(OP, "v", v)?, |a| gibbs_t(
+        py, &a, w, bh, bv, gaussian, steps, seed, stream
+    ))
 }
 
 /// Mini-batch bounds from an int64 array: increasing from 0 to n.
@@ -950,10 +931,9 @@ fn rbm_fit(
         seed,
     };
     let state = [w.clone(), bh, bv, vel_w, vel_bh, vel_bv, chain];
-    match arr(OP, "w", w)? {
-        Arr::F32(a) => rbm_fit_t(py, &a, &state, data, bounds, epochs, gaussian, p, stream),
-        Arr::F64(a) => rbm_fit_t(py, &a, &state, data, bounds, epochs, gaussian, p, stream),
-    }
+    with_float!(arr(OP, "w", w)?, |a| rbm_fit_t(
+        py, &a, &state, data, bounds, epochs, gaussian, p, stream
+    ))
 }
 
 // ---------------------------------------------------------------- DBM
@@ -1097,10 +1077,9 @@ fn dbm_mean_field<'py>(
     tol: f64,
 ) -> PyResult<Bound<'py, PyTuple>> {
     const OP: &str = "dbm_mean_field";
-    match arr(OP, "v", v)? {
-        Arr::F32(a) => mf_t(py, &a, &weights, &biases, iters, tol),
-        Arr::F64(a) => mf_t(py, &a, &weights, &biases, iters, tol),
-    }
+    with_float!(arr(OP, "v", v)?, |a| mf_t(
+        py, &a, &weights, &biases, iters, tol
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
