@@ -28,20 +28,25 @@ IntOrPair = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], str]
 
 
-def _ints(layer: str, name: str, v: Any, n: int, minimum: int) -> Tuple[int, ...]:
-    """``v`` (an int or a sequence of ``n`` ints) as an n-tuple of ints >= minimum."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        t = (int(v),) * n
+def _is_int(v: Any) -> bool:
+    """True for a Python or NumPy integer (bool excluded)."""
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+
+
+def _ints(layer: str, name: str, v: Any, n: int, minimum: Optional[int] = None) -> Tuple[int, ...]:
+    """``v`` (an int, or a sequence of 1 or ``n`` ints) as an n-tuple of ints, each at
+    least ``minimum`` when given. The one parser of the conv and pool arguments."""
+    if _is_int(v):
+        t: Tuple[Any, ...] = (v,)
     else:
         try:
-            t = tuple(int(e) for e in v)
+            t = tuple(v)
         except TypeError:
-            raise ValueError(f"{layer}: {name} must be an int or a tuple of {n} ints, given {v!r}") from None
-        if len(t) == 1:
-            t = t * n
-        if len(t) != n or any(isinstance(e, bool) for e in v):
+            t = ()
+        if not t or len(t) not in (1, n) or not all(_is_int(e) for e in t):
             raise ValueError(f"{layer}: {name} must be an int or a tuple of {n} ints, given {v!r}")
-    if any(e < minimum for e in t):
+    t = tuple(int(e) for e in t) * (n if len(t) == 1 else 1)
+    if minimum is not None and any(e < minimum for e in t):
         raise ValueError(f"{layer}: {name} must be at least {minimum}, given {v!r}")
     return t
 

@@ -22,6 +22,7 @@ from .. import _native
 from ..autograd.grad_mode import _GradMode
 from ..tensor import Tensor, _as_array, _contig, _make
 from ..tensor import _t as _tensor
+from .functional_conv import _ints, _is_int
 
 __all__ = [
     "pad",
@@ -36,23 +37,6 @@ __all__ = [
 ]
 
 IntOrPair = Union[int, Sequence[int]]
-
-
-def _is_int(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
-
-
-def _ntuple(layer: str, name: str, v: Any, n: int) -> Tuple[int, ...]:
-    """``v`` (an int or a sequence of n ints) as an n-tuple of ints."""
-    if _is_int(v):
-        return (int(v),) * n
-    try:
-        t = tuple(v)
-    except TypeError:
-        t = None
-    if t is None or len(t) != n or not all(_is_int(e) for e in t):
-        raise ValueError(f"{layer}: {name} must be an int or a tuple of {n} ints, given {v!r}")
-    return tuple(int(e) for e in t)
 
 
 def _grad_like(g: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -251,10 +235,10 @@ def _pool(
     return_indices: bool,
 ):
     x = _tensor(input)
-    k = _ntuple(layer, "kernel_size", kernel_size, nsp)
-    s = k if stride is None or (not _is_int(stride) and len(stride) == 0) else _ntuple(layer, "stride", stride, nsp)
-    p = _ntuple(layer, "padding", padding, nsp)
-    d = _ntuple(layer, "dilation", dilation, nsp)
+    k = _ints(layer, "kernel_size", kernel_size, nsp)
+    s = k if stride is None or (not _is_int(stride) and len(stride) == 0) else _ints(layer, "stride", stride, nsp)
+    p = _ints(layer, "padding", padding, nsp)
+    d = _ints(layer, "dilation", dilation, nsp)
     if divisor_override is not None and (not _is_int(divisor_override) or divisor_override <= 0):
         raise ValueError(f"{layer}: divisor_override must be a positive int or None, given {divisor_override!r}")
     x3, lead = _pool_input(layer, x, nsp)
