@@ -89,14 +89,18 @@ fn finite_all(op: &str, name: &str, v: &[f64]) -> PyResult<()> {
     Ok(())
 }
 
-/// (n, dim) of a 2-D data array.
-fn data_dims(op: &str, shape: &[usize]) -> PyResult<(usize, usize)> {
-    if shape.len() != 2 {
-        return Err(PyValueError::new_err(format!(
+/// The number of samples of a 2-D data array (n, dim), checking that `dim` is the
+/// `width` of the weights it meets.
+fn data_rows(op: &str, shape: &[usize], width: usize) -> PyResult<usize> {
+    match *shape {
+        [n, dim] if dim == width => Ok(n),
+        [_, dim] => Err(PyValueError::new_err(format!(
+            "{op}: data has {dim} features, the weights {width}"
+        ))),
+        _ => Err(PyValueError::new_err(format!(
             "{op}: data must be 2-D (n_samples, n_features), given shape {shape:?}"
-        )));
+        ))),
     }
-    Ok((shape[0], shape[1]))
 }
 
 /// The map of 3-D weights (x, y, dim).
@@ -136,13 +140,7 @@ fn som_train_t<T: Float + Element>(
 ) -> PyResult<usize> {
     const OP: &str = "som_train";
     let data = same::<T>(OP, "data", data)?;
-    let (n, dim) = data_dims(OP, data.shape())?;
-    if dim != map.dim {
-        return Err(PyValueError::new_err(format!(
-            "{OP}: data has {dim} features, the map's weights {}",
-            map.dim
-        )));
-    }
+    let n = data_rows(OP, data.shape(), map.dim)?;
     let dr = data.try_readonly()?;
     let ds = dr.as_slice().map_err(|_| not_contiguous(OP, "data"))?;
     let mut ww = w.try_readwrite()?;
@@ -201,13 +199,7 @@ fn som_train_batch_t<T: Float + Element>(
 ) -> PyResult<()> {
     const OP: &str = "som_train_batch";
     let data = same::<T>(OP, "data", data)?;
-    let (n, dim) = data_dims(OP, data.shape())?;
-    if dim != map.dim {
-        return Err(PyValueError::new_err(format!(
-            "{OP}: data has {dim} features, the map's weights {}",
-            map.dim
-        )));
-    }
+    let n = data_rows(OP, data.shape(), map.dim)?;
     let dr = data.try_readonly()?;
     let ds = dr.as_slice().map_err(|_| not_contiguous(OP, "data"))?;
     let mut ww = w.try_readwrite()?;
@@ -269,13 +261,8 @@ fn som_bmu_t<'py, T: Float + Element>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     const OP: &str = "som_bmu";
     let w = same::<T>(OP, "weights", w)?;
-    let (n, dim) = data_dims(OP, data.shape())?;
-    let (units, wd) = codebook_dims(OP, w.shape())?;
-    if wd != dim {
-        return Err(PyValueError::new_err(format!(
-            "{OP}: data has {dim} features, the weights {wd}"
-        )));
-    }
+    let (units, dim) = codebook_dims(OP, w.shape())?;
+    let n = data_rows(OP, data.shape(), dim)?;
     let dr = data.try_readonly()?;
     let wr = w.try_readonly()?;
     let ds = dr.as_slice().map_err(|_| not_contiguous(OP, "data"))?;
@@ -335,13 +322,8 @@ fn som_distances_t<'py, T: Float + Element>(
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     const OP: &str = "som_distances";
     let w = same::<T>(OP, "weights", w)?;
-    let (n, dim) = data_dims(OP, data.shape())?;
-    let (units, wd) = codebook_dims(OP, w.shape())?;
-    if wd != dim {
-        return Err(PyValueError::new_err(format!(
-            "{OP}: data has {dim} features, the weights {wd}"
-        )));
-    }
+    let (units, dim) = codebook_dims(OP, w.shape())?;
+    let n = data_rows(OP, data.shape(), dim)?;
     let dr = data.try_readonly()?;
     let wr = w.try_readonly()?;
     let ds = dr.as_slice().map_err(|_| not_contiguous(OP, "data"))?;
