@@ -288,3 +288,20 @@ def test_leaf_grad_never_aliases_the_callers_gradient_or_another_leaf():
     (a - b + a.T).sum().backward()
     assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
     assert a.grad.numpy().flags.writeable and b.grad.numpy().flags.writeable
+
+
+def test_using_seed_is_a_fresh_generator_and_restores_the_callers():
+    from ferrograd import _random
+
+    fg.manual_seed(5)
+    expected_after = np.random.Generator(np.random.PCG64(5))
+    expected_after.random(3)
+    _random.generator().random(3)
+    with _random.using_seed(42) as g:
+        assert g is _random.generator()
+        inside = fg.randn(4).numpy()
+    with _random.using_seed(42):
+        again = fg.randn(4).numpy()
+    np.testing.assert_array_equal(inside, again)
+    # the caller's stream continues where it was, untouched by the seeded blocks
+    np.testing.assert_array_equal(_random.generator().random(5), expected_after.random(5))

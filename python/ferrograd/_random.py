@@ -7,6 +7,9 @@ by :func:`generator`, which :func:`manual_seed` resets.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 
 _state: dict = {"gen": np.random.Generator(np.random.PCG64()), "seed": None}
@@ -40,3 +43,16 @@ def generator() -> np.random.Generator:
 def kernel_seed() -> int:
     """A 64-bit seed drawn from the library generator, for kernels that sample."""
     return int(_state["gen"].integers(0, 2**63 - 1, dtype=np.int64))
+
+
+@contextmanager
+def using_seed(seed: int) -> Iterator[np.random.Generator]:
+    """Within the block the library generator is a fresh one seeded with ``seed`` (so
+    initialisers, dropout and shuffling inside it depend on that seed alone); afterwards
+    the caller's generator, with its state, is back in place. Yields the fresh one."""
+    saved = _state["gen"]
+    _state["gen"] = gen = np.random.Generator(np.random.PCG64(int(seed)))
+    try:
+        yield gen
+    finally:
+        _state["gen"] = saved

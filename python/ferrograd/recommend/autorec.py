@@ -143,14 +143,12 @@ class AutoRec(Recommender):
         return super().fit(train)  # type: ignore[return-value]
 
     def _fit(self, train: RatingMatrix) -> None:
-        from ..train import Trainer
-        from .._random import _state
+        from contextlib import nullcontext
 
-        saved = None
-        if self.random_state is not None:
-            saved = _state["gen"]
-            _state["gen"] = np.random.default_rng(self.random_state)
-        try:
+        from .._random import using_seed
+        from ..train import Trainer
+
+        with using_seed(self.random_state) if self.random_state is not None else nullcontext():
             X = self._matrix(train)
             n_obs = max(train.nnz, 1)
             net = _AutoRecNet(X.shape[1], self.n_hidden, self.activation, self.dtype)
@@ -181,9 +179,6 @@ class AutoRec(Recommender):
             R[train.user_counts() == 0, :] = train.mean()
             R[:, train.item_counts() == 0] = train.mean()
             self._recon = R
-        finally:
-            if saved is not None:
-                _state["gen"] = saved
 
     def _predict_matrix(self) -> np.ndarray:
         return self._recon

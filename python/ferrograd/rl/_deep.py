@@ -158,13 +158,8 @@ def seeded_init(rng: np.random.Generator) -> Iterator[None]:
     """Within the block, the library generator (which network initialisers draw from) is a
     fresh one seeded from ``rng``; the previous one is restored afterwards, so an agent's
     networks depend on its own seed and the caller's generator state is left alone."""
-    state = _random._state
-    saved = state["gen"]
-    state["gen"] = np.random.Generator(np.random.PCG64(int(rng.integers(0, 2**63 - 1))))
-    try:
+    with _random.using_seed(int(rng.integers(0, 2**63 - 1))):
         yield
-    finally:
-        state["gen"] = saved
 
 
 def flatten_parameters(module: Any) -> np.ndarray:
