@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import ferrograd as fg
@@ -106,7 +106,9 @@ def configs(draw, modes=("LSTM", "GRU", "RNN_TANH", "RNN_RELU")):
     return dict(
         mode=draw(st.sampled_from(modes)),
         T=draw(st.integers(1, 5)),
-        B=draw(st.integers(1, 4)),
+        # 35 rows: the kernels split the batch (two chunks of 16 and one of 3) instead
+        # of the hidden units.
+        B=draw(st.one_of(st.integers(1, 4), st.just(35))),
         I=draw(st.integers(1, 4)),
         H=draw(st.sampled_from([1, 2, 3, 5, 8, 17, 66])),
         L=draw(st.integers(1, 3)),
@@ -150,7 +152,15 @@ def run_module(m, cfg, x, h0, c0, lengths, dtype):
 # ----------------------------------------------------------------------------- layers
 
 
+def batch_split_example(mode, bf):
+    """A configuration the kernels run by splitting the batch (35 rows), always tried."""
+    return example(dict(mode=mode, T=4, B=35, I=3, H=17, L=2, bi=True, bf=bf, bias=True, lengths=True, h0=True, seed=7))
+
+
 @given(configs())
+@batch_split_example("LSTM", False)
+@batch_split_example("GRU", True)
+@batch_split_example("RNN_TANH", False)
 def test_layers_match_reference_forward_and_gradients_f64(cfg):
     dt = np.float64
     m, x, h0, c0, lengths, ndir, rng = setup(cfg, dt)
@@ -211,8 +221,12 @@ def test_layers_float32_close_to_reference_and_to_float64(cfg):
     assert out.dtype == np.float32 and hn.dtype == np.float32
     r_out, r_hn, r_cn = ref_net(cfg["mode"], x.astype(np.float32).astype(np.float64), params,
                                 h0.astype(np.float32), c0.astype(np.float32), lengths, cfg["bf"], ndir)
-    np.testing.assert_allclose(out.data, r_out, rtol=1e-4, atol=2e-5 * cfg["T"] * cfg["L"])
-    np.testing.assert_allclose(hn.data, r_hn, rtol=1e-4, atol=2e-5 * cfg["T"] * cfg["L"])
+    # float32 rounding is relative to the largest activations (relu layers can grow to
+    # thousands, and an output near 0 is then a difference of large terms).
+    scale = max(1.0, float(np.abs(r_out).max()))
+    atol = 2e-5 * cfg["T"] * cfg["L"] * (1.0 + 0.05 * scale)
+    np.testing.assert_allclose(out.data, r_out, rtol=1e-4, atol=atol)
+    np.testing.assert_allclose(hn.data, r_hn, rtol=1e-4, atol=atol)
     # Gradients against the same network in float64.
     m64 = make_module(cfg["mode"], cfg["I"], cfg["H"], cfg["L"], cfg["bi"], cfg["bf"], cfg["bias"], np.float64)
     m64.load_state_dict({k: v.astype(np.float64) for k, v in m.state_dict().items()})

@@ -362,7 +362,6 @@ fn copy_panels<T: Float, const M: usize>(
 /// Packs depth `p0 .. p0 + kc` and columns `j0 .. j0 + cols` of op(B) into panels of
 /// `nr` columns: panel `q` holds, for each p, the `nr` values of columns `j0 + q*nr ..`
 /// (zero past the last column). `dst` holds `cols.div_ceil(nr) * nr * kc` elements.
-#[allow(clippy::too_many_arguments)]
 /// Copies `M` contiguous elements per step: `panel[p * M + r] = a[(p0 + p) * lda + i + r]`
 /// for every step `p` of `panel` (`M` elements each). Returns true.
 #[inline(always)]
@@ -383,6 +382,7 @@ fn copy_steps<T: Float, const M: usize>(
     true
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_b<T: Float>(
     nr: usize,
     transb: bool,
