@@ -152,15 +152,17 @@ def run_module(m, cfg, x, h0, c0, lengths, dtype):
 # ----------------------------------------------------------------------------- layers
 
 
-def batch_split_example(mode, bf):
-    """A configuration the kernels run by splitting the batch (35 rows), always tried."""
-    return example(dict(mode=mode, T=4, B=35, I=3, H=17, L=2, bi=True, bf=bf, bias=True, lengths=True, h0=True, seed=7))
+def batch_split_example(mode, bf, B=35):
+    """A configuration the kernels run by splitting the batch (chunks of 16 rows from 32
+    rows up, of 32 from 64), always tried."""
+    return example(dict(mode=mode, T=4, B=B, I=3, H=17, L=2, bi=True, bf=bf, bias=True, lengths=True, h0=True, seed=7))
 
 
 @given(configs())
 @batch_split_example("LSTM", False)
 @batch_split_example("GRU", True)
 @batch_split_example("RNN_TANH", False)
+@batch_split_example("LSTM", True, B=70)
 def test_layers_match_reference_forward_and_gradients_f64(cfg):
     dt = np.float64
     m, x, h0, c0, lengths, ndir, rng = setup(cfg, dt)

@@ -30,7 +30,7 @@
 //! - The input projection of all steps is one GEMM (T B x I times I x G H), written
 //!   (when saving) straight into the workspace, where the gate kernel replaces the
 //!   pre-activations by the activations.
-//! - Batches of at least two chunks of rows ([`batch_chunk`]) are split by rows: one task
+//! - Batches of 32 rows or more ([`batch_chunk`]) are split by rows: one task
 //!   per chunk runs its rows through every step (one GEMM against W_hh^T and the fused
 //!   gate kernel per step) with no synchronisation, since sequences are independent.
 //! - Smaller batches, per step one job on the pool: the hidden units are cut into blocks ([`unit_block`],
@@ -80,20 +80,23 @@ fn unit_block(g: usize, batch: usize, hid: usize) -> usize {
     ub.min(hid).max(1)
 }
 
-/// Batch rows per task when the batch is split ([`batch_chunk`]).
-const BATCH_CHUNK: usize = 16;
-
 /// Rows per task when a call splits the batch instead of the hidden units: sequences are
 /// independent, so each task runs its rows through every time step (forward) or back
 /// through them (backward) with no synchronisation between steps, and every task writes
-/// whole rows (no cache line shared between threads). Used from two chunks of
-/// [`BATCH_CHUNK`] rows up; smaller batches split the hidden units per step. Depends on
-/// the sizes only, never the thread count. Measured on the LSTM train-step benchmark
-/// (B = 32, H = 128, two threads): forward 2.12 -> 1.65 ms, backward 3.39 -> 2.88 ms
-/// (per-step fork-joins waited for the slower task, and the two tasks' unit blocks
-/// shared cache lines of every row they wrote).
+/// whole rows (no cache line shared between threads). Chunks of 16 rows from a batch of
+/// 32, of 32 rows from 64 (each chunk reads all of W_hh every step, so larger chunks
+/// read it less often); smaller batches split the hidden units per step. Depends on the
+/// sizes only, never the thread count. Measured on two threads: the LSTM train-step
+/// benchmark (B = 32, H = 128) forward 2.12 -> 1.65 ms, backward 3.39 -> 2.83 ms (per-step
+/// fork-joins waited for the slower task, and the two tasks' unit blocks shared cache
+/// lines of every row they wrote); one layer of the inference benchmark (B = 64,
+/// H = I = 256, T = 100) 38.0 -> 35.9 ms (chunks of 16 there: 43.4 ms).
 fn batch_chunk(batch: usize) -> Option<usize> {
-    (batch >= 2 * BATCH_CHUNK).then_some(BATCH_CHUNK)
+    match batch {
+        0..=31 => None,
+        32..=63 => Some(16),
+        _ => Some(32),
+    }
 }
 
 /// `c = a b + beta c` for a per-step product (m x k times k x n, row-major with row
@@ -593,27 +596,48 @@ pub fn forward<T: Float>(
 fn grouped_transpose<T: Float>(w_hh: &[T], g: usize, hid: usize, ub: usize) -> Scratch<T> {
     // Every element is written below.
     let mut out = Scratch::take(hid * g * hid, false);
-    // Rows of the source are read in chunks of K columns so that the strided writes of
-    // one chunk stay in cache.
-    const K: usize = 16;
     for u0 in (0..hid).step_by(ub) {
         let wdt = ub.min(hid - u0);
         let gw = g * wdt;
         let blk = &mut out[hid * g * u0..][..hid * gw];
-        for k0 in (0..hid).step_by(K) {
-            let k1 = (k0 + K).min(hid);
-            for q in 0..g {
-                for du in 0..wdt {
-                    let src = &w_hh[(q * hid + u0 + du) * hid..][k0..k1];
-                    let col = q * wdt + du;
-                    for (k, &v) in src.iter().enumerate() {
-                        blk[(k0 + k) * gw + col] = v;
-                    }
+        for q in 0..g {
+            // Rows q H + u0 .. + wdt of W_hh (H columns) become columns q wdt .. + wdt.
+            transpose_into(
+                &w_hh[(q * hid + u0) * hid..],
+                hid,
+                wdt,
+                hid,
+                &mut blk[q * wdt..],
+                gw,
+            );
+        }
+    }
+    out
+}
+
+/// `dst[c * ldd + r] = src[r * lds + c]` for `r < rows`, `c < cols`, in square tiles of
+/// 8 so that the strided writes of a tile stay in L1.
+fn transpose_into<T: Float>(
+    src: &[T],
+    lds: usize,
+    rows: usize,
+    cols: usize,
+    dst: &mut [T],
+    ldd: usize,
+) {
+    const TILE: usize = 8;
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
+        for c0 in (0..cols).step_by(TILE) {
+            let c1 = (c0 + TILE).min(cols);
+            for r in r0..r1 {
+                let srow = &src[r * lds + c0..][..c1 - c0];
+                for (c, &v) in (c0..c1).zip(srow) {
+                    dst[c * ldd + r] = v;
                 }
             }
         }
     }
-    out
 }
 
 /// Whether sequence b is active at time t.
@@ -1467,7 +1491,7 @@ mod tests {
     }
 
     /// Batch 3 splits the hidden units per step; batch 37 (two chunks of 16 and one of
-    /// 5) splits the batch (see batch_chunk).
+    /// 5) and 70 (two of 32 and one of 6) split the batch (see batch_chunk).
     fn case(cell: Cell, reverse: bool, batch_first: bool, batch: usize) -> Case {
         let d = Dims {
             seq: 5,
@@ -1582,7 +1606,10 @@ mod tests {
 
     #[test]
     fn deterministic_across_threads_and_matches_finite_differences() {
-        assert!(batch_chunk(3).is_none() && batch_chunk(37).is_some());
+        assert_eq!(
+            (batch_chunk(3), batch_chunk(37), batch_chunk(70)),
+            (None, Some(16), Some(32))
+        );
         for (cell, batch) in [
             (Cell::RnnTanh, 3),
             (Cell::RnnRelu, 3),
@@ -1591,6 +1618,7 @@ mod tests {
             (Cell::RnnTanh, 37),
             (Cell::Lstm, 37),
             (Cell::Gru, 37),
+            (Cell::Lstm, 70),
         ] {
             for (reverse, bf) in [(false, false), (true, true)] {
                 let c = case(cell, reverse, bf, batch);
