@@ -649,10 +649,24 @@ fn active(lengths: Option<&[usize]>, b: usize, t: usize) -> bool {
     }
 }
 
+/// σ(x) = 1 / (1 + e^-x), with e^-x capped at e^80 (σ below 2e-35 is returned as about
+/// 2e-35, and the reciprocal stays finite) and the fast [`Simd::recip`] (f32: about 2
+/// ulp; f64 divides). NaN stays NaN.
 #[inline(always)]
 unsafe fn sigmoid<V: Simd>(x: V) -> V {
     let one = V::splat(V::E::ONE);
-    one.div(one.add(V::splat(V::E::ZERO).sub(x).exp()))
+    let cap = V::splat(V::E::from_f64(80.0));
+    // min returns its second operand for NaN, so a NaN x passes through.
+    one.add(cap.min(V::splat(V::E::ZERO).sub(x)).exp()).recip()
+}
+
+/// tanh(x) = 2 σ(2x) - 1: one exponential and one reciprocal, against the two branches
+/// of [`Simd::tanh`] (which keeps full relative accuracy near 0; here the error is
+/// absolute, a few ulp of 1, which is what the gates need).
+#[inline(always)]
+unsafe fn tanh_gate<V: Simd>(x: V) -> V {
+    let two = V::splat(V::E::from_f64(2.0));
+    two.mul_add(sigmoid(x.add(x)), V::splat(V::E::from_f64(-1.0)))
 }
 
 /// The fused gate kernel of one time step for units u0 .. u0 + wdt of every batch row.
@@ -708,6 +722,54 @@ impl<T: Float> Kernel for FwdStep<'_, T> {
             let hp = e(self.h).add(b * hid + self.u0);
             let hn = em(self.h_next).add(b * hid + self.u0);
             let o = em(self.out).add(row * self.ldo + self.off + self.u0);
+            if on && matches!(self.cell, Cell::Lstm | Cell::Gru) {
+                // First pass: the gate activations that depend on the pre-activations only
+                // (LSTM i, f, g, o; GRU r, z), written over the
+                // pre-activations. Split from the state update so that each pass is a
+                // short chain per vector that the CPU overlaps across vectors (one pass
+                // was one long chain, exp -> reciprocal -> c -> tanh -> h, and ran at the
+                // latency of that chain).
+                let mut du = 0;
+                while du < wdt {
+                    let m = (wdt - du).min(V::LANES);
+                    let ld = |p: *const V::E| {
+                        if m == V::LANES {
+                            V::load(p)
+                        } else {
+                            V::load_partial(p, m, V::E::ZERO)
+                        }
+                    };
+                    let st = |v: V, p: *mut V::E| {
+                        if m == V::LANES {
+                            v.store(p)
+                        } else {
+                            v.store_partial(p, m)
+                        }
+                    };
+                    let pre = |q: usize| ld(xp.add(q * hid + du)).add(ld(bs.add(q * hid + du)));
+                    let hhq = |q: usize| ld(hh.add(q * wdt + du));
+                    // Every load before any store: the compiler may not move a load of
+                    // xp above a store to it, and the four chains overlap only when no
+                    // store separates them.
+                    if self.cell == Cell::Lstm {
+                        let (a0, a1) = (pre(0).add(hhq(0)), pre(1).add(hhq(1)));
+                        let (a2, a3) = (pre(2).add(hhq(2)), pre(3).add(hhq(3)));
+                        let (i, f) = (sigmoid(a0), sigmoid(a1));
+                        let (g, o) = (tanh_gate(a2), sigmoid(a3));
+                        st(i, xp.add(du));
+                        st(f, xp.add(hid + du));
+                        st(g, xp.add(2 * hid + du));
+                        st(o, xp.add(3 * hid + du));
+                    } else {
+                        // (Rows are 3 H wide without ws: nothing goes to slot 3 here.)
+                        let (a0, a1) = (pre(0).add(hhq(0)), pre(1).add(hhq(1)));
+                        let (r, z) = (sigmoid(a0), sigmoid(a1));
+                        st(r, xp.add(du));
+                        st(z, xp.add(hid + du));
+                    }
+                    du += V::LANES;
+                }
+            }
             let mut du = 0;
             while du < wdt {
                 let m = (wdt - du).min(V::LANES);
@@ -761,24 +823,19 @@ impl<T: Float> Kernel for FwdStep<'_, T> {
                         }
                     }
                     Cell::Lstm => {
-                        let ig = sigmoid(pre(0).add(hhq(0)));
-                        let fg = sigmoid(pre(1).add(hhq(1)));
-                        let gg = pre(2).add(hhq(2)).tanh();
-                        let og = sigmoid(pre(3).add(hhq(3)));
+                        // i, f, g, o from the first pass (already where ws keeps them).
+                        let act = |q: usize| ld(xp.add(q * hid + du));
+                        let (ig, fg, gg, og) = (act(0), act(1), act(2), act(3));
                         let cp = em(self.c).add(b * hid + self.u0 + du);
                         let cprev = ld(cp);
                         let cnew = fg.mul_add(cprev, ig.mul(gg));
-                        let tc = cnew.tanh();
+                        let tc = tanh_gate(cnew);
                         let hnew = og.mul(tc);
                         st(cnew, cp);
                         st(hnew, hn.add(du));
                         st(hnew, o.add(du));
                         if let Some(ws) = self.ws {
                             let ws = em(ws);
-                            st(ig, xp.add(du));
-                            st(fg, xp.add(hid + du));
-                            st(gg, xp.add(2 * hid + du));
-                            st(og, xp.add(3 * hid + du));
                             let base = row * hid + self.u0 + du;
                             st(hprev, ws.add(n * gh + base));
                             st(cprev, ws.add(n * (gh + hid) + base));
@@ -786,18 +843,16 @@ impl<T: Float> Kernel for FwdStep<'_, T> {
                         }
                     }
                     Cell::Gru => {
-                        let r = sigmoid(pre(0).add(hhq(0)));
-                        let z = sigmoid(pre(1).add(hhq(1)));
+                        // r, z from the first pass (where ws keeps them).
+                        let (r, z) = (ld(xp.add(du)), ld(xp.add(hid + du)));
                         let hnb = hhq(2).add(ld(e(self.bhn).add(self.u0 + du)));
-                        let nn = r.mul_add(hnb, pre(2)).tanh();
+                        let nn = tanh_gate(r.mul_add(hnb, pre(2)));
                         // (1 - z) n + z h = n + z (h - n)
                         let hnew = z.mul_add(hprev.sub(nn), nn);
                         st(hnew, hn.add(du));
                         st(hnew, o.add(du));
                         if let Some(ws) = self.ws {
                             let ws = em(ws);
-                            st(r, xp.add(du));
-                            st(z, xp.add(hid + du));
                             st(nn, xp.add(2 * hid + du));
                             st(hnb, xp.add(3 * hid + du));
                             st(hprev, ws.add(n * 4 * hid + row * hid + self.u0 + du));
@@ -1549,6 +1604,30 @@ mod tests {
             Some(&mut ws),
         )
         .unwrap();
+        // Without a workspace (other buffer layout inside): the same outputs, bit for bit.
+        let (mut out2, mut hn2, mut cn2) = (vec![0.0; out.len()], vec![0.0; bh], vec![0.0; bh]);
+        forward(
+            c.cell,
+            d,
+            &c.x,
+            &w,
+            Some(&c.h0),
+            lstm.then_some(&c.c0[..]),
+            Some(&c.lengths),
+            &mut out2,
+            d.hidden,
+            0,
+            &mut hn2,
+            lstm.then_some(&mut cn2[..]),
+            None,
+        )
+        .unwrap();
+        assert!(out
+            .iter()
+            .zip(&out2)
+            .all(|(p, q)| p.to_bits() == q.to_bits()));
+        assert!(hn.iter().zip(&hn2).all(|(p, q)| p.to_bits() == q.to_bits()));
+        assert!(cn.iter().zip(&cn2).all(|(p, q)| p.to_bits() == q.to_bits()));
         let gout = rng(8, n * d.hidden, 1.0);
         let ghn = rng(9, bh, 1.0);
         let gcn = rng(10, bh, 1.0);
