@@ -562,6 +562,15 @@ pub fn forward<T: Float>(
 /// levels without it) go to the general GEMM.
 const PW_MAX_DEPTH: usize = 256;
 
+/// Whether [`pw_gemm`] runs its own kernel (not the general GEMM) at this SIMD level
+/// and depth.
+pub(crate) fn pw_own_kernel(level: crate::simd::Level, k: usize) -> bool {
+    cfg!(target_arch = "x86_64")
+        && level == crate::simd::Level::Avx512
+        && crate::simd::level() == crate::simd::Level::Avx512
+        && (1..=PW_MAX_DEPTH).contains(&k)
+}
+
 /// Y (m x n, row stride `ldy`) = op(A) @ X (+ `bias[i]` on row i), single-threaded: the
 /// pointwise convolution's product. op(A) is m x k: `a[i * lda + p]`, or `a[p * lda + i]`
 /// when `transa`; X (k x n) has row stride `ldx`. Each element is the sum over p = 0, 1,
@@ -579,7 +588,7 @@ const PW_MAX_DEPTH: usize = 256;
 /// benchmark layer (64 x 3136 x 64 per image) this replaces the GEMM's panel packing and
 /// its separate bias pass.
 #[allow(clippy::too_many_arguments)]
-fn pw_gemm<T: Float>(
+pub(crate) fn pw_gemm<T: Float>(
     transa: bool,
     m: usize,
     n: usize,
@@ -593,12 +602,7 @@ fn pw_gemm<T: Float>(
     ldy: usize,
 ) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::level() == crate::simd::Level::Avx512
-        && k <= PW_MAX_DEPTH
-        && m > 0
-        && n > 0
-        && k > 0
-    {
+    if pw_own_kernel(crate::simd::level(), k) && m > 0 && n > 0 {
         let (ar, ac) = if transa { (k, m) } else { (m, k) };
         let need = |rows: usize, cols: usize, ld: usize| (rows - 1) * ld + cols;
         let ok = lda >= ac
