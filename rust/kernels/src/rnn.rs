@@ -1472,31 +1472,39 @@ fn with_pool<T: Float, R>(f: impl FnOnce(&mut Vec<Vec<T>>) -> R) -> R {
 }
 
 /// A buffer of `len` initialised elements from the pool, returned to it on drop. Its
-/// contents are arbitrary (values of an earlier use, or zero) unless `zeroed`.
-struct Scratch<T: Float>(Vec<T>);
+/// contents are arbitrary (values of an earlier use, or zero) unless `zeroed`. Pooled
+/// vectors keep the largest length they were ever given, so a request only zero-fills
+/// memory it has never used (the vector's length used to follow each request: the LSTM
+/// backward then zero-filled 3 MB per call, taking a buffer the forward had shortened).
+struct Scratch<T: Float> {
+    v: Vec<T>,
+    len: usize,
+}
 
 impl<T: Float> Scratch<T> {
     fn take(len: usize, zeroed: bool) -> Self {
         let mut v = with_pool::<T, _>(|p| {
             // The smallest buffer that is large enough, else the largest.
             let fit = (0..p.len())
-                .filter(|&i| p[i].capacity() >= len)
-                .min_by_key(|&i| p[i].capacity());
-            let i = fit.or_else(|| (0..p.len()).max_by_key(|&i| p[i].capacity()));
+                .filter(|&i| p[i].len() >= len)
+                .min_by_key(|&i| p[i].len());
+            let i = fit.or_else(|| (0..p.len()).max_by_key(|&i| p[i].len()));
             i.map(|i| p.swap_remove(i)).unwrap_or_default()
         });
         if zeroed {
-            v.clear();
+            let k = v.len().min(len);
+            v[..k].fill(T::ZERO);
         }
-        v.truncate(len);
-        v.resize(len, T::ZERO);
-        Scratch(v)
+        if v.len() < len {
+            v.resize(len, T::ZERO);
+        }
+        Scratch { v, len }
     }
 }
 
 impl<T: Float> Drop for Scratch<T> {
     fn drop(&mut self) {
-        let v = std::mem::take(&mut self.0);
+        let v = std::mem::take(&mut self.v);
         if v.capacity() * std::mem::size_of::<T>() <= POOL_MAX_BYTES {
             with_pool::<T, _>(|p| {
                 if p.len() < POOL_KEEP {
@@ -1510,13 +1518,13 @@ impl<T: Float> Drop for Scratch<T> {
 impl<T: Float> std::ops::Deref for Scratch<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.0
+        &self.v[..self.len]
     }
 }
 
 impl<T: Float> std::ops::DerefMut for Scratch<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.0
+        &mut self.v[..self.len]
     }
 }
 
