@@ -428,6 +428,23 @@ def test_lengths_padded_steps_change_nothing():
             np.testing.assert_allclose(outs[0][0][:n, b], o1.data[:, 0], rtol=1e-13, atol=1e-14)
 
 
+def test_packed_sequence_helpers_import_as_in_pytorch():
+    """``from ferrograd.nn.utils.rnn import ...`` works like torch.nn.utils.rnn, and the
+    attribute path ``nn.utils.rnn`` names the same functions."""
+    from ferrograd.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+    assert nn.utils.rnn.pack_padded_sequence is pack_padded_sequence
+    x = fg.tensor(np.arange(12.0).reshape(3, 2, 2))  # (T=3, B=2, 2), lengths 3 and 1
+    packed = pack_padded_sequence(x, [3, 1])
+    assert isinstance(packed, PackedSequence)
+    np.testing.assert_array_equal(packed.batch_sizes.data, [2, 1, 1])
+    out, lengths = pad_packed_sequence(packed)
+    np.testing.assert_array_equal(lengths.data, [3, 1])
+    want = x.data.copy()
+    want[1:, 1] = 0.0
+    np.testing.assert_array_equal(out.data, want)
+
+
 def test_packed_sequence_round_trip_and_layer():
     rng = np.random.default_rng(1)
     T, B, F = 5, 4, 3

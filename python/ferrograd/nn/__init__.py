@@ -58,5 +58,5 @@ __all__ += ["Embedding"]
 from . import rnn  # noqa: E402
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
 
-utils.rnn = rnn  # nn.utils.rnn.pack_padded_sequence etc., as in PyTorch
+from .utils import rnn as _utils_rnn  # noqa: E402,F401  (nn.utils.rnn, as in PyTorch)
 __all__ += ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

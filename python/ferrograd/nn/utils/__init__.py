@@ -1,8 +1,10 @@
-"""``ferrograd.nn.utils``: regularisation helpers.
+"""``ferrograd.nn.utils``: regularisation helpers, and :mod:`ferrograd.nn.utils.rnn`.
 
 :func:`l1_penalty` adds an L1 term to a loss (L2 goes through the optimizers'
 ``weight_decay``); :func:`clip_grad_norm_` and :func:`clip_grad_value_` bound gradients
-in place between ``backward()`` and ``optimizer.step()``.
+in place between ``backward()`` and ``optimizer.step()``. The packed-sequence helpers
+live in the submodule ``rnn``, importable as in PyTorch
+(``from ferrograd.nn.utils.rnn import pack_padded_sequence``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Any, Iterable, Union
 
 import numpy as np
 
-from ..tensor import Tensor, _make
-from .receptive import receptive_field  # noqa: E402,F401  (re-exported: nn.utils.receptive_field)
+from ...tensor import Tensor, _make
+from ..receptive import receptive_field  # noqa: E402,F401  (re-exported: nn.utils.receptive_field)
 
 __all__ = ["l1_penalty", "clip_grad_norm_", "clip_grad_value_"]
 
