@@ -43,6 +43,85 @@ fn time<F: FnMut()>(name: &str, reps: usize, mut f: F) -> f64 {
     best[0]
 }
 
+/// One LSTM layer's data, buffers and gradients.
+struct Layer {
+    d: Dims,
+    x: Vec<f32>,
+    w_ih: Vec<f32>,
+    w_hh: Vec<f32>,
+    b_ih: Vec<f32>,
+    b_hh: Vec<f32>,
+    out: Vec<f32>,
+    hn: Vec<f32>,
+    cn: Vec<f32>,
+    ws: Vec<f32>,
+    g_out: Vec<f32>,
+    dx: Vec<f32>,
+    dh0: Vec<f32>,
+    dc0: Vec<f32>,
+    dw_ih: Vec<f32>,
+    dw_hh: Vec<f32>,
+    db_ih: Vec<f32>,
+    db_hh: Vec<f32>,
+}
+
+impl Layer {
+    fn forward(&mut self, save: bool) {
+        let w = Weights {
+            w_ih: &self.w_ih,
+            w_hh: &self.w_hh,
+            b_ih: Some(&self.b_ih),
+            b_hh: Some(&self.b_hh),
+        };
+        rnn::forward(
+            Cell::Lstm,
+            &self.d,
+            &self.x,
+            &w,
+            None,
+            None,
+            None,
+            &mut self.out,
+            self.d.hidden,
+            0,
+            &mut self.hn,
+            Some(&mut self.cn),
+            save.then_some(&mut self.ws[..]),
+        )
+        .unwrap();
+    }
+
+    /// Backpropagation through the last saving forward, with or without dx.
+    fn backward(&mut self, with_dx: bool) {
+        let gr = Grads {
+            dx: with_dx.then_some(&mut self.dx[..]),
+            accumulate_dx: false,
+            dh0: &mut self.dh0,
+            dc0: Some(&mut self.dc0),
+            dw_ih: &mut self.dw_ih,
+            dw_hh: &mut self.dw_hh,
+            db_ih: Some(&mut self.db_ih),
+            db_hh: Some(&mut self.db_hh),
+        };
+        rnn::backward(
+            Cell::Lstm,
+            &self.d,
+            &self.x,
+            &self.w_ih,
+            &self.w_hh,
+            None,
+            &self.ws,
+            Some(&self.g_out),
+            self.d.hidden,
+            0,
+            None,
+            None,
+            gr,
+        )
+        .unwrap();
+    }
+}
+
 fn main() {
     let threads: usize = std::env::args()
         .nth(1)
@@ -67,59 +146,6 @@ fn main() {
         batch_first: false,
         reverse: false,
     };
-    let x = v(t * b * i, 1);
-    let w_ih = v(4 * h * i, 2);
-    let w_hh = v(4 * h * h, 3);
-    let b_ih = v(4 * h, 4);
-    let b_hh = v(4 * h, 5);
-    let w = Weights {
-        w_ih: &w_ih,
-        w_hh: &w_hh,
-        b_ih: Some(&b_ih),
-        b_hh: Some(&b_hh),
-    };
-    let mut hn = vec![0f32; b * h];
-    let mut cn = vec![0f32; b * h];
-    let wl = rnn::workspace_len(Cell::Lstm, &d).unwrap();
-    let ws = &mut vec![0f32; wl][..];
-    let out = &mut vec![0f32; t * b * h][..];
-    let reps = if h >= 256 { 5 } else { 60 };
-    time("forward no save", reps, || {
-        rnn::forward(
-            Cell::Lstm,
-            &d,
-            &x,
-            &w,
-            None,
-            None,
-            None,
-            out,
-            h,
-            0,
-            &mut hn,
-            Some(&mut cn),
-            None,
-        )
-        .unwrap();
-    });
-    time("forward save", reps, || {
-        rnn::forward(
-            Cell::Lstm,
-            &d,
-            &x,
-            &w,
-            None,
-            None,
-            None,
-            out,
-            h,
-            0,
-            &mut hn,
-            Some(&mut cn),
-            Some(ws),
-        )
-        .unwrap();
-    });
     let mut g_out = v(t * b * h, 9);
     if std::env::var_os("LAST_ONLY").is_some() {
         // Like the Python benchmark: a loss on the last step's output only.
@@ -127,85 +153,43 @@ fn main() {
             *gv = 0.0;
         }
     }
-    let mut dx = vec![0f32; t * b * i];
-    let mut dh0 = vec![0f32; b * h];
-    let mut dc0 = vec![0f32; b * h];
-    let mut dw_ih = vec![0f32; 4 * h * i];
-    let mut dw_hh = vec![0f32; 4 * h * h];
-    let mut db_ih = vec![0f32; 4 * h];
-    let mut db_hh = vec![0f32; 4 * h];
-    time("backward", reps, || {
-        let gr = Grads {
-            dx: Some(&mut dx),
-            accumulate_dx: false,
-            dh0: &mut dh0,
-            dc0: Some(&mut dc0),
-            dw_ih: &mut dw_ih,
-            dw_hh: &mut dw_hh,
-            db_ih: Some(&mut db_ih),
-            db_hh: Some(&mut db_hh),
-        };
-        rnn::backward(
-            Cell::Lstm,
-            &d,
-            &x,
-            &w_ih,
-            &w_hh,
-            None,
-            ws,
-            Some(&g_out),
-            h,
-            0,
-            None,
-            None,
-            gr,
-        )
-        .unwrap();
-    });
+    let mut l = Layer {
+        x: v(t * b * i, 1),
+        w_ih: v(4 * h * i, 2),
+        w_hh: v(4 * h * h, 3),
+        b_ih: v(4 * h, 4),
+        b_hh: v(4 * h, 5),
+        out: vec![0.0; t * b * h],
+        hn: vec![0.0; b * h],
+        cn: vec![0.0; b * h],
+        ws: vec![0.0; rnn::workspace_len(Cell::Lstm, &d).unwrap()],
+        g_out,
+        dx: vec![0.0; t * b * i],
+        dh0: vec![0.0; b * h],
+        dc0: vec![0.0; b * h],
+        dw_ih: vec![0.0; 4 * h * i],
+        dw_hh: vec![0.0; 4 * h * h],
+        db_ih: vec![0.0; 4 * h],
+        db_hh: vec![0.0; 4 * h],
+        d,
+    };
+    let reps = if h >= 256 { 5 } else { 60 };
+    time("forward no save", reps, || l.forward(false));
+    time("forward save", reps, || l.forward(true));
+    time("backward", reps, || l.backward(true));
     time("forward save + backward (no dx)", reps, || {
-        rnn::forward(
-            Cell::Lstm,
-            &d,
-            &x,
-            &w,
-            None,
-            None,
-            None,
-            out,
-            h,
-            0,
-            &mut hn,
-            Some(&mut cn),
-            Some(ws),
-        )
-        .unwrap();
-        let gr = Grads {
-            dx: None,
-            accumulate_dx: false,
-            dh0: &mut dh0,
-            dc0: Some(&mut dc0),
-            dw_ih: &mut dw_ih,
-            dw_hh: &mut dw_hh,
-            db_ih: Some(&mut db_ih),
-            db_hh: Some(&mut db_hh),
-        };
-        rnn::backward(
-            Cell::Lstm,
-            &d,
-            &x,
-            &w_ih,
-            &w_hh,
-            None,
-            ws,
-            Some(&g_out),
-            h,
-            0,
-            None,
-            None,
-            gr,
-        )
-        .unwrap();
+        l.forward(true);
+        l.backward(false);
     });
+    let Layer {
+        x,
+        w_ih,
+        w_hh,
+        mut dx,
+        mut dw_ih,
+        mut dw_hh,
+        ..
+    } = l;
     if std::env::var("ONLY_RNN").is_ok() {
         return;
     }

@@ -70,6 +70,21 @@ use crate::{gemm, spin, threading, Float, KernelError, Result};
 use std::cell::RefCell;
 use std::sync::Mutex;
 
+/// `$f32(args)` or `$f64(args)` for the float type `$t` (f32 or f64): the two x86 kernels
+/// of one operation, called with the same arguments, whose element pointers are passed as
+/// `p.cast()` so each call gets its own element type. The caller's SAFETY covers both
+/// (T is sealed to f32 and f64, so the casts keep the element type).
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_float {
+    ($t:ty, $f32:path, $f64:path, ($($arg:expr),* $(,)?)) => {
+        if <$t as Float>::IS_F64 {
+            $f64($($arg),*)
+        } else {
+            $f32($($arg),*)
+        }
+    };
+}
+
 const OP_FWD: &str = "conv2d";
 const OP_DX: &str = "conv2d_backward_input";
 const OP_DW: &str = "conv2d_backward_weight";
@@ -625,53 +640,29 @@ pub(crate) fn pw_gemm<T: Float>(
         }
         let (a_rs, a_cs) = if transa { (1, lda) } else { (lda, 1) };
         let bp = bias.map_or(std::ptr::null(), |b| b.as_ptr());
-        if T::IS_F64 {
-            let (a, x, y) = (
-                crate::vmath::cast::<T, f64>(a),
-                crate::vmath::cast::<T, f64>(x),
-                crate::vmath::cast_mut::<T, f64>(y),
-            );
-            // SAFETY: the level is AVX-512; every element the kernel reads or writes
-            // (rows < m, columns < n, depth < k) lies inside the lengths checked above;
-            // the bias pointer (if any) covers m values.
-            unsafe {
-                pw_x86::drive_f64(
+        // SAFETY: the level is AVX-512; every element the kernel reads or writes (rows
+        // < m, columns < n, depth < k) lies inside the lengths checked above; the bias
+        // pointer (if any) covers m values; T is the kernel's element type (by_float).
+        unsafe {
+            by_float!(
+                T,
+                pw_x86::drive_f32,
+                pw_x86::drive_f64,
+                (
                     m,
                     n,
                     k,
-                    a.as_ptr(),
+                    a.as_ptr().cast(),
                     a_rs,
                     a_cs,
-                    x.as_ptr(),
+                    x.as_ptr().cast(),
                     ldx,
                     bp.cast(),
-                    y.as_mut_ptr(),
+                    y.as_mut_ptr().cast(),
                     ldy,
                 )
-            };
-        } else {
-            let (a, x, y) = (
-                crate::vmath::cast::<T, f32>(a),
-                crate::vmath::cast::<T, f32>(x),
-                crate::vmath::cast_mut::<T, f32>(y),
-            );
-            // SAFETY: as above.
-            unsafe {
-                pw_x86::drive_f32(
-                    m,
-                    n,
-                    k,
-                    a.as_ptr(),
-                    a_rs,
-                    a_cs,
-                    x.as_ptr(),
-                    ldx,
-                    bp.cast(),
-                    y.as_mut_ptr(),
-                    ldy,
-                )
-            };
-        }
+            )
+        };
         return Ok(());
     }
     gemm::gemm(
@@ -1094,29 +1085,21 @@ fn direct_product<T: Float>(
     // a holds m rows of depth, out m rows of wide at stride ld; the caller checked
     // AVX-512 (`direct_fits`).
     unsafe {
-        if T::IS_F64 {
-            direct_x86::fwd_f64(
+        by_float!(
+            T,
+            direct_x86::fwd_f32,
+            direct_x86::fwd_f64,
+            (
                 m,
                 wide,
                 depth,
-                crate::vmath::cast::<T, f64>(a).as_ptr(),
-                crate::vmath::cast::<T, f64>(xp).as_ptr(),
+                a.as_ptr().cast(),
+                xp.as_ptr().cast(),
                 offs.as_ptr(),
-                crate::vmath::cast_mut::<T, f64>(out).as_mut_ptr(),
+                out.as_mut_ptr().cast(),
                 ld,
             )
-        } else {
-            direct_x86::fwd_f32(
-                m,
-                wide,
-                depth,
-                crate::vmath::cast::<T, f32>(a).as_ptr(),
-                crate::vmath::cast::<T, f32>(xp).as_ptr(),
-                offs.as_ptr(),
-                crate::vmath::cast_mut::<T, f32>(out).as_mut_ptr(),
-                ld,
-            )
-        }
+        )
     }
     Ok(())
 }
@@ -1323,31 +1306,22 @@ fn direct_weight_product<T: Float>(
     // SAFETY: checked above (rows of gw and of the implicit im2col span `wide` values,
     // read with masks that stop at `wide`); the caller checked AVX-512.
     unsafe {
-        if T::IS_F64 {
-            direct_x86::dw_f64(
+        by_float!(
+            T,
+            direct_x86::dw_f32,
+            direct_x86::dw_f64,
+            (
                 m,
                 wide,
                 d.wp(),
                 d.ow,
                 depth,
-                crate::vmath::cast::<T, f64>(gw).as_ptr(),
-                crate::vmath::cast::<T, f64>(xp).as_ptr(),
+                gw.as_ptr().cast(),
+                xp.as_ptr().cast(),
                 offs.as_ptr(),
-                crate::vmath::cast_mut::<T, f64>(acc).as_mut_ptr(),
+                acc.as_mut_ptr().cast(),
             )
-        } else {
-            direct_x86::dw_f32(
-                m,
-                wide,
-                d.wp(),
-                d.ow,
-                depth,
-                crate::vmath::cast::<T, f32>(gw).as_ptr(),
-                crate::vmath::cast::<T, f32>(xp).as_ptr(),
-                offs.as_ptr(),
-                crate::vmath::cast_mut::<T, f32>(acc).as_mut_ptr(),
-            )
-        }
+        )
     }
     Ok(())
 }
@@ -1464,8 +1438,11 @@ fn direct_weight_product_o<T: Float>(
     // q + s < ow + kw - 1 = wp for p < oh; gt holds oh * ow rows of kp; vacc nvo * ckk
     // vectors; the caller checked AVX-512.
     unsafe {
-        if T::IS_F64 {
-            direct_x86::dwo_f64(
+        by_float!(
+            T,
+            direct_x86::dwo_f32,
+            direct_x86::dwo_f64,
+            (
                 d.c * d.kh,
                 hp,
                 d.kh,
@@ -1474,27 +1451,12 @@ fn direct_weight_product_o<T: Float>(
                 d.oh,
                 d.ow,
                 k,
-                crate::vmath::cast::<T, f64>(xp).as_ptr(),
-                crate::vmath::cast::<T, f64>(gt).as_ptr(),
+                xp.as_ptr().cast(),
+                gt.as_ptr().cast(),
                 kp,
-                crate::vmath::cast_mut::<T, f64>(vacc).as_mut_ptr(),
+                vacc.as_mut_ptr().cast(),
             )
-        } else {
-            direct_x86::dwo_f32(
-                d.c * d.kh,
-                hp,
-                d.kh,
-                d.kw,
-                wp,
-                d.oh,
-                d.ow,
-                k,
-                crate::vmath::cast::<T, f32>(xp).as_ptr(),
-                crate::vmath::cast::<T, f32>(gt).as_ptr(),
-                kp,
-                crate::vmath::cast_mut::<T, f32>(vacc).as_mut_ptr(),
-            )
-        }
+        )
     }
     Ok(())
 }

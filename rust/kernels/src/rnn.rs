@@ -554,15 +554,11 @@ pub fn forward<T: Float>(
                 let hh_j = unsafe {
                     std::slice::from_raw_parts_mut(hh_ptr.get().add(bsz * g * u0), bsz * g * wdt)
                 };
-                let r = gemm::gemm_with_level(
+                let r = step_gemm(
                     level,
-                    Mode::Inline,
-                    false,
-                    false,
                     bsz,
                     g * wdt,
                     hid,
-                    T::ONE,
                     hs,
                     hid,
                     &whh_t[hid * g * u0..][..hid * g * wdt],
@@ -644,6 +640,27 @@ fn transpose_into<T: Float>(
                 }
             }
         }
+    }
+}
+
+/// The first `m <= LANES` lanes at `p` (the others zero): a plain load when `m` is a
+/// whole vector.
+#[inline(always)]
+unsafe fn load_n<V: Simd>(p: *const V::E, m: usize) -> V {
+    if m == V::LANES {
+        V::load(p)
+    } else {
+        V::load_partial(p, m, V::E::ZERO)
+    }
+}
+
+/// Stores the first `m <= LANES` lanes of `v` at `p`.
+#[inline(always)]
+unsafe fn store_n<V: Simd>(v: V, p: *mut V::E, m: usize) {
+    if m == V::LANES {
+        v.store(p)
+    } else {
+        v.store_partial(p, m)
     }
 }
 
@@ -739,20 +756,8 @@ impl<T: Float> Kernel for FwdStep<'_, T> {
                 let mut du = 0;
                 while du < wdt {
                     let m = (wdt - du).min(V::LANES);
-                    let ld = |p: *const V::E| {
-                        if m == V::LANES {
-                            V::load(p)
-                        } else {
-                            V::load_partial(p, m, V::E::ZERO)
-                        }
-                    };
-                    let st = |v: V, p: *mut V::E| {
-                        if m == V::LANES {
-                            v.store(p)
-                        } else {
-                            v.store_partial(p, m)
-                        }
-                    };
+                    let ld = |p: *const V::E| load_n::<V>(p, m);
+                    let st = |v: V, p: *mut V::E| store_n(v, p, m);
                     let pre = |q: usize| ld(xp.add(q * hid + du)).add(ld(bs.add(q * hid + du)));
                     let hhq = |q: usize| ld(hh.add(q * wdt + du));
                     // Every load before any store: the compiler may not move a load of
@@ -780,20 +785,8 @@ impl<T: Float> Kernel for FwdStep<'_, T> {
             let mut du = 0;
             while du < wdt {
                 let m = (wdt - du).min(V::LANES);
-                let ld = |p: *const V::E| {
-                    if m == V::LANES {
-                        V::load(p)
-                    } else {
-                        V::load_partial(p, m, V::E::ZERO)
-                    }
-                };
-                let st = |v: V, p: *mut V::E| {
-                    if m == V::LANES {
-                        v.store(p)
-                    } else {
-                        v.store_partial(p, m)
-                    }
-                };
+                let ld = |p: *const V::E| load_n::<V>(p, m);
+                let st = |v: V, p: *mut V::E| store_n(v, p, m);
                 let hprev = ld(hp.add(du));
                 if !on {
                     st(hprev, hn.add(du));
@@ -1326,20 +1319,8 @@ impl<T: Float> Kernel for BwdStep<'_, T> {
             let mut du = 0;
             while du < wdt {
                 let m = (wdt - du).min(V::LANES);
-                let ld = |p: *const V::E| {
-                    if m == V::LANES {
-                        V::load(p)
-                    } else {
-                        V::load_partial(p, m, V::E::ZERO)
-                    }
-                };
-                let st = |v: V, p: *mut V::E| {
-                    if m == V::LANES {
-                        v.store(p)
-                    } else {
-                        v.store_partial(p, m)
-                    }
-                };
+                let ld = |p: *const V::E| load_n::<V>(p, m);
+                let st = |v: V, p: *mut V::E| store_n(v, p, m);
                 if !on {
                     for q in 0..g {
                         st(zero, dgi.add(q * hid + du));

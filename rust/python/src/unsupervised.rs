@@ -945,12 +945,15 @@ fn dbm_sizes(op: &str, ws: &[Bound<'_, PyAny>]) -> PyResult<Vec<usize>> {
     Ok(sizes)
 }
 
-fn ro_list<'py, T: Element>(
+/// One array per shape of `shapes` from the list `xs` (named `name[i]`), each taken
+/// through `one` (ro or rw).
+fn each<'py, A>(
     op: &str,
     name: &str,
     xs: &[Bound<'py, PyAny>],
     shapes: &[Vec<usize>],
-) -> PyResult<Vec<PyReadonlyArrayDyn<'py, T>>> {
+    one: impl Fn(&str, &str, &Bound<'py, PyAny>, &[usize]) -> PyResult<A>,
+) -> PyResult<Vec<A>> {
     if xs.len() != shapes.len() {
         return Err(PyValueError::new_err(format!(
             "{op}: expected {} arrays in {name}, given {}",
@@ -961,8 +964,17 @@ fn ro_list<'py, T: Element>(
     xs.iter()
         .zip(shapes)
         .enumerate()
-        .map(|(i, (x, s))| ro::<T>(op, &format!("{name}[{i}]"), x, s))
+        .map(|(i, (x, s))| one(op, &format!("{name}[{i}]"), x, s))
         .collect()
+}
+
+fn ro_list<'py, T: Element>(
+    op: &str,
+    name: &str,
+    xs: &[Bound<'py, PyAny>],
+    shapes: &[Vec<usize>],
+) -> PyResult<Vec<PyReadonlyArrayDyn<'py, T>>> {
+    each(op, name, xs, shapes, ro::<T>)
 }
 
 fn rw_list<'py, T: Element>(
@@ -971,18 +983,7 @@ fn rw_list<'py, T: Element>(
     xs: &[Bound<'py, PyAny>],
     shapes: &[Vec<usize>],
 ) -> PyResult<Vec<PyReadwriteArrayDyn<'py, T>>> {
-    if xs.len() != shapes.len() {
-        return Err(PyValueError::new_err(format!(
-            "{op}: expected {} arrays in {name}, given {}",
-            shapes.len(),
-            xs.len()
-        )));
-    }
-    xs.iter()
-        .zip(shapes)
-        .enumerate()
-        .map(|(i, (x, s))| rw::<T>(op, &format!("{name}[{i}]"), x, s))
-        .collect()
+    each(op, name, xs, shapes, rw::<T>)
 }
 
 fn wshapes(sizes: &[usize]) -> Vec<Vec<usize>> {
