@@ -268,120 +268,18 @@ pub(crate) fn pack_a<T: Float>(
     kc: usize,
     dst: &mut [T],
 ) {
-    let panels = rows.div_ceil(mr);
     if transa {
-        // A(i0 + i, p0 + p) = a[(p0 + p) * lda + i0 + i]: each step is one contiguous
-        // stretch of `rows` elements, cut into the panels. Steps go in groups of
-        // `PSTEP`, panel by panel within a group: reading whole panels (kc steps) at
-        // once strides by lda, which at lda = 512 f32 (2 KiB) falls into two L1 sets,
-        // and writing one step of every panel at once strides by the panel size (the
-        // same conflicts on the write side). Full panels of the kernels' MR (14 on
-        // AVX-512, 6 on AVX2, 4 portable) copy fixed-size arrays, which compile to a few
-        // vector moves instead of one memcpy call per step. Measured on 512 x 128 x
-        // 1600 with transposed A: 2.33 -> 2.16 ms.
-        const PSTEP: usize = 16;
-        let full = rows / mr;
-        for pb in (0..kc).step_by(PSTEP) {
-            let pe = (pb + PSTEP).min(kc);
-            let done = match mr {
-                14 => copy_panels::<T, 14>(a, lda, i0, p0, pb..pe, full, kc, dst),
-                6 => copy_panels::<T, 6>(a, lda, i0, p0, pb..pe, full, kc, dst),
-                4 => copy_panels::<T, 4>(a, lda, i0, p0, pb..pe, full, kc, dst),
-                _ => 0,
-            };
-            for r in done..panels {
-                let h = mr.min(rows - r * mr);
-                for p in pb..pe {
-                    let src = &a[(p0 + p) * lda + i0 + r * mr..][..h];
-                    let step = &mut dst[(r * kc + p) * mr..][..mr];
-                    step[..h].copy_from_slice(src);
-                    step[h..].fill(T::ZERO);
-                }
-            }
-        }
-        return;
+        // A(i0 + i, p0 + p) = a[(p0 + p) * lda + i0 + i]: contiguous per p.
+        pack_steps(mr, a, lda, i0, rows, p0, kc, dst);
+    } else {
+        // A(i0 + i, p0 + p) = a[(i0 + i) * lda + p0 + p]: rows gathered into columns.
+        pack_gather(mr, a, lda, i0, rows, p0, kc, dst);
     }
-    for r in 0..panels {
-        // The panel plus whatever follows it (the gather may spill into it).
-        let panel = &mut dst[r * mr * kc..];
-        let i = i0 + r * mr;
-        let h = mr.min(rows - r * mr);
-        // A(i + ii, p0 + p) = a[(i + ii) * lda + p0 + p]: gather rows into columns.
-        let rows: [&[T]; MAX_GATHER] = std::array::from_fn(|ii| {
-            if ii < h {
-                &a[(i + ii) * lda + p0..][..kc]
-            } else {
-                &[]
-            }
-        });
-        if gather_fast(&rows[..h], mr, kc, panel) {
-            continue;
-        }
-        for ii in 0..h {
-            let src = &a[(i + ii) * lda + p0..][..kc];
-            for (d, &x) in panel[ii..mr * kc].iter_mut().step_by(mr).zip(src) {
-                *d = x;
-            }
-        }
-        if h < mr {
-            for step in panel[..mr * kc].chunks_exact_mut(mr) {
-                step[h..].fill(T::ZERO);
-            }
-        }
-    }
-}
-
-/// Steps `ps` of the first `full` panels (`M` rows, `kc` steps each) of a transposed A:
-/// `dst[(r kc + p) M + i] = a[(p0 + p) lda + i0 + r M + i]`. Returns `full`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn copy_panels<T: Float, const M: usize>(
-    a: &[T],
-    lda: usize,
-    i0: usize,
-    p0: usize,
-    ps: std::ops::Range<usize>,
-    full: usize,
-    kc: usize,
-    dst: &mut [T],
-) -> usize {
-    for r in 0..full {
-        for p in ps.clone() {
-            let s: &[T; M] = a[(p0 + p) * lda + i0 + r * M..][..M]
-                .try_into()
-                .expect("M elements");
-            let d: &mut [T; M] = (&mut dst[(r * kc + p) * M..][..M])
-                .try_into()
-                .expect("M elements");
-            *d = *s;
-        }
-    }
-    full
 }
 
 /// Packs depth `p0 .. p0 + kc` and columns `j0 .. j0 + cols` of op(B) into panels of
 /// `nr` columns: panel `q` holds, for each p, the `nr` values of columns `j0 + q*nr ..`
 /// (zero past the last column). `dst` holds `cols.div_ceil(nr) * nr * kc` elements.
-/// Copies `M` contiguous elements per step: `panel[p * M + r] = a[(p0 + p) * lda + i + r]`
-/// for every step `p` of `panel` (`M` elements each). Returns true.
-#[inline(always)]
-fn copy_steps<T: Float, const M: usize>(
-    a: &[T],
-    lda: usize,
-    i: usize,
-    p0: usize,
-    panel: &mut [T],
-) -> bool {
-    for (p, step) in panel.chunks_exact_mut(M).enumerate() {
-        let src: &[T; M] = a[(p0 + p) * lda + i..][..M]
-            .try_into()
-            .expect("slice of M elements");
-        let dst: &mut [T; M] = step.try_into().expect("chunk of M elements");
-        *dst = *src;
-    }
-    true
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_b<T: Float>(
     nr: usize,
@@ -394,51 +292,131 @@ pub(crate) fn pack_b<T: Float>(
     cols: usize,
     dst: &mut [T],
 ) {
-    let panels = cols.div_ceil(nr);
-    for q in 0..panels {
-        let panel = &mut dst[q * nr * kc..];
-        let j = j0 + q * nr;
-        let w = nr.min(cols - q * nr);
-        if !transb {
-            // B(p0 + p, j + jj) = b[(p0 + p) * ldb + j + jj]: contiguous per p. Full
-            // panels of the kernels' NR copy fixed-size arrays (see pack_a).
-            let panel = &mut panel[..nr * kc];
-            let done = w == nr
-                && match nr {
-                    32 => copy_steps::<T, 32>(b, ldb, j, p0, panel),
-                    16 => copy_steps::<T, 16>(b, ldb, j, p0, panel),
-                    8 => copy_steps::<T, 8>(b, ldb, j, p0, panel),
-                    _ => false,
-                };
-            if !done {
-                for (p, step) in panel.chunks_exact_mut(nr).enumerate() {
-                    let src = &b[(p0 + p) * ldb + j..][..w];
-                    step[..w].copy_from_slice(src);
-                    step[w..].fill(T::ZERO);
-                }
+    if transb {
+        // B(p0 + p, j0 + j) = b[(j0 + j) * ldb + p0 + p]: rows gathered into columns.
+        pack_gather(nr, b, ldb, j0, cols, p0, kc, dst);
+    } else {
+        // B(p0 + p, j0 + j) = b[(p0 + p) * ldb + j0 + j]: contiguous per p.
+        pack_steps(nr, b, ldb, j0, cols, p0, kc, dst);
+    }
+}
+
+/// Panels of `width` lanes from a matrix stored one step per row: panel `r`, step `p`
+/// (at `dst[(r kc + p) width ..]`) holds `src[(p0 + p) ld + off + r width ..]`, `width`
+/// values, zero past `len`. (Transposed A; B as stored.)
+///
+/// Steps go in groups of `PSTEP`, panel by panel within a group: reading whole panels
+/// (kc steps) at once strides by `ld`, which at ld = 512 f32 (2 KiB) falls into two L1
+/// sets, and writing one step of every panel at once strides by the panel size (the same
+/// conflicts on the write side). Full panels of the kernels' widths copy fixed-size
+/// arrays, which compile to a few vector moves instead of one memcpy call per step.
+/// Measured on 512 x 128 x 1600 with transposed A: 2.33 -> 2.06 ms.
+#[allow(clippy::too_many_arguments)]
+fn pack_steps<T: Float>(
+    width: usize,
+    src: &[T],
+    ld: usize,
+    off: usize,
+    len: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [T],
+) {
+    const PSTEP: usize = 16;
+    let panels = len.div_ceil(width);
+    let full = len / width;
+    for pb in (0..kc).step_by(PSTEP) {
+        let ps = pb..(pb + PSTEP).min(kc);
+        let g = (src, ld, off, p0, ps.clone(), full, kc);
+        let done = match width {
+            // MR of the AVX-512 / AVX2 / portable kernels, then NR.
+            14 => copy_panels::<T, 14>(g, dst),
+            6 => copy_panels::<T, 6>(g, dst),
+            4 => copy_panels::<T, 4>(g, dst),
+            32 => copy_panels::<T, 32>(g, dst),
+            16 => copy_panels::<T, 16>(g, dst),
+            8 => copy_panels::<T, 8>(g, dst),
+            _ => 0,
+        };
+        for r in done..panels {
+            let h = width.min(len - r * width);
+            for p in ps.clone() {
+                let from = &src[(p0 + p) * ld + off + r * width..][..h];
+                let step = &mut dst[(r * kc + p) * width..][..width];
+                step[..h].copy_from_slice(from);
+                step[h..].fill(T::ZERO);
             }
-        } else {
-            // B(p0 + p, j + jj) = b[(j + jj) * ldb + p0 + p]: gather rows into columns.
-            let rows: [&[T]; MAX_GATHER] = std::array::from_fn(|jj| {
-                if jj < w {
-                    &b[(j + jj) * ldb + p0..][..kc]
-                } else {
-                    &[]
-                }
-            });
-            if gather_fast(&rows[..w], nr, kc, panel) {
-                continue;
+        }
+    }
+}
+
+/// Where [`copy_panels`] reads: (src, ld, off, p0, steps, full panels, kc).
+type Steps<'a, T> = (
+    &'a [T],
+    usize,
+    usize,
+    usize,
+    std::ops::Range<usize>,
+    usize,
+    usize,
+);
+
+/// Steps `ps` of the first `full` panels (`M` wide, `kc` steps each), as [`pack_steps`]:
+/// `dst[(r kc + p) M + i] = src[(p0 + p) ld + off + r M + i]`. Returns `full`.
+#[inline(always)]
+fn copy_panels<T: Float, const M: usize>(g: Steps<'_, T>, dst: &mut [T]) -> usize {
+    let (src, ld, off, p0, ps, full, kc) = g;
+    for r in 0..full {
+        for p in ps.clone() {
+            let s: &[T; M] = src[(p0 + p) * ld + off + r * M..][..M]
+                .try_into()
+                .expect("M elements");
+            let d: &mut [T; M] = (&mut dst[(r * kc + p) * M..][..M])
+                .try_into()
+                .expect("M elements");
+            *d = *s;
+        }
+    }
+    full
+}
+
+/// Panels of `width` lanes gathered from a matrix stored one panel lane per row: panel
+/// `r`, step `p` holds `src[(first + r width + i) ld + p0 + p]` for lane `i`, zero past
+/// `len`. (A as stored; transposed B.)
+#[allow(clippy::too_many_arguments)]
+fn pack_gather<T: Float>(
+    width: usize,
+    src: &[T],
+    ld: usize,
+    first: usize,
+    len: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [T],
+) {
+    for r in 0..len.div_ceil(width) {
+        // The panel plus whatever follows it (the gather may spill into it).
+        let panel = &mut dst[r * width * kc..];
+        let i = first + r * width;
+        let h = width.min(len - r * width);
+        let rows: [&[T]; MAX_GATHER] = std::array::from_fn(|ii| {
+            if ii < h {
+                &src[(i + ii) * ld + p0..][..kc]
+            } else {
+                &[]
             }
-            for jj in 0..w {
-                let src = &b[(j + jj) * ldb + p0..][..kc];
-                for (d, &x) in panel[jj..nr * kc].iter_mut().step_by(nr).zip(src) {
-                    *d = x;
-                }
+        });
+        if gather_fast(&rows[..h], width, kc, panel) {
+            continue;
+        }
+        for (ii, row) in rows[..h].iter().enumerate() {
+            for (d, &x) in panel[ii..width * kc].iter_mut().step_by(width).zip(*row) {
+                *d = x;
             }
-            if w < nr {
-                for step in panel[..nr * kc].chunks_exact_mut(nr) {
-                    step[w..].fill(T::ZERO);
-                }
+        }
+        if h < width {
+            for step in panel[..width * kc].chunks_exact_mut(width) {
+                step[h..].fill(T::ZERO);
             }
         }
     }
