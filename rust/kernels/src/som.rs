@@ -587,6 +587,36 @@ fn combine<T: Float>(best: &[(usize, T)]) -> usize {
 // ---------------------------------------------------------------------------------------
 // Batched distances and BMU search.
 
+/// `out` (rows x units) = x (rows x dim) times the transpose of `w` (units x dim), on the
+/// calling thread.
+fn x_wt<T: Float>(
+    level: Level,
+    x: &[T],
+    rows: usize,
+    w: &[T],
+    units: usize,
+    dim: usize,
+    out: &mut [T],
+) -> Result<()> {
+    gemm_with_level(
+        level,
+        Mode::Inline,
+        false,
+        true,
+        rows,
+        units,
+        dim,
+        T::ONE,
+        x,
+        dim,
+        w,
+        dim,
+        T::ZERO,
+        out,
+        units,
+    )
+}
+
 /// Distances of `rows` samples (`x`, rows x dim) to all units into `out` (rows x units):
 /// for euclidean the value `||w||^2 - 2 x.w` when `partial`, else MiniSom's
 /// `sqrt(max(0, ||x||^2 - 2 x.w + ||w||^2))`.
@@ -605,23 +635,7 @@ fn block_distances<T: Float>(
 ) -> Result<()> {
     match metric {
         Distance::Euclidean | Distance::Cosine => {
-            gemm_with_level(
-                level,
-                Mode::Inline,
-                false,
-                true,
-                rows,
-                units,
-                dim,
-                T::ONE,
-                x,
-                dim,
-                w,
-                dim,
-                T::ZERO,
-                out,
-                units,
-            )?;
+            x_wt(level, x, rows, w, units, dim, out)?;
             let two = T::from_f64(2.0);
             for r in 0..rows {
                 let xr = &x[r * dim..][..dim];
@@ -860,23 +874,7 @@ pub fn bmu<T: Float>(
             let o = &mut buf[..rows * units];
             let res = if fused {
                 // The GEMM x.w only; ||w||^2 - 2 x.w is formed inside the argmin.
-                gemm_with_level(
-                    level,
-                    Mode::Inline,
-                    false,
-                    true,
-                    rows,
-                    units,
-                    dim,
-                    T::ONE,
-                    x,
-                    dim,
-                    weights,
-                    dim,
-                    T::ZERO,
-                    o,
-                    units,
-                )
+                x_wt(level, x, rows, weights, units, dim, o)
             } else {
                 block_distances(level, metric, x, rows, weights, &wsq, units, dim, true, o)
             };

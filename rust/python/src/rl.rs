@@ -13,13 +13,12 @@ use numpy::{Element, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedAr
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-/// Read-only 1-d view of `x` as `T`, checked C-contiguous.
-fn vec1<'py, T: Element>(
+/// `a` as a read-only view, checked 1-d and C-contiguous.
+fn flat<'py, T: Element>(
     op: &str,
     name: &str,
-    x: &Bound<'py, PyAny>,
+    a: &Bound<'py, PyArrayDyn<T>>,
 ) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
-    let a = same::<T>(op, name, x)?;
     if a.ndim() != 1 {
         return Err(PyValueError::new_err(format!(
             "{op}: {name} must be 1-d, given shape {:?}",
@@ -32,24 +31,22 @@ fn vec1<'py, T: Element>(
     Ok(a.readonly())
 }
 
+/// Read-only 1-d view of `x` as `T`, checked C-contiguous.
+fn vec1<'py, T: Element>(
+    op: &str,
+    name: &str,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+    flat(op, name, &same::<T>(op, name, x)?)
+}
+
 fn ints<'py>(
     op: &str,
     name: &str,
     x: &Bound<'py, PyAny>,
 ) -> PyResult<PyReadonlyArrayDyn<'py, i64>> {
     match x.cast::<PyArrayDyn<i64>>() {
-        Ok(a) => {
-            if a.ndim() != 1 {
-                return Err(PyValueError::new_err(format!(
-                    "{op}: {name} must be 1-d, given shape {:?}",
-                    a.shape()
-                )));
-            }
-            if !a.is_c_contiguous() {
-                return Err(not_contiguous(op, name));
-            }
-            Ok(a.readonly())
-        }
+        Ok(a) => flat(op, name, a),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{op}: {name} must be an int64 NumPy array, given {}",
             crate::common::describe(x)
