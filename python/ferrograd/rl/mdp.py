@@ -24,7 +24,7 @@ fixed blocks of states, bitwise reproducible) otherwise -- see ``_DENSE_MAX_ENTR
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -420,17 +420,24 @@ def value_iteration(mdp: FiniteMDP, tol: Optional[float] = None, max_iter: int =
         tol = 1e-8 if dt == np.float64 else 1e-4
     _check_tol(tol, max_iter, where)
     V = np.zeros(mdp.n_states, dt) if V0 is None else _check_v(mdp, V0, where, dt)
+    V = _sweep(lambda v: mdp._opt(v, backend)[::2], V, tol, max_iter, where)
+    _, pol, _ = mdp._opt(V, backend)
+    return V, pol
+
+
+def _sweep(step: Callable[[np.ndarray], Tuple[np.ndarray, float]], V: np.ndarray, tol: float, max_iter: int,
+           where: str) -> np.ndarray:
+    """Runs ``V, delta = step(V)`` until the largest change ``delta`` drops below ``tol``
+    (ValueError if it turns non-finite; a RuntimeWarning after ``max_iter`` sweeps)."""
     for _ in range(int(max_iter)):
-        V, pol, delta = mdp._opt(V, backend)
+        V, delta = step(V)
         if not np.isfinite(delta):
             raise ValueError(f"{where}: values diverged (non-finite); check rewards and gamma")
         if delta < tol:
-            break
-    else:
-        warnings.warn(f"{where}: did not converge to tol={tol} in {max_iter} sweeps (last change {delta:.3g})",
-                      RuntimeWarning, stacklevel=2)
-    _, pol, _ = mdp._opt(V, backend)
-    return V, pol
+            return V
+    warnings.warn(f"{where}: did not converge to tol={tol} in {max_iter} sweeps (last change {delta:.3g})",
+                  RuntimeWarning, stacklevel=3)
+    return V
 
 
 def _check_tol(tol: Any, max_iter: Any, where: str) -> None:
@@ -483,16 +490,8 @@ def policy_evaluation(mdp: FiniteMDP, policy: Any, method: str = "exact", tol: f
         raise ValueError(f"{where}: expected method 'exact' or 'iterative', given {method!r}")
     _check_tol(tol, max_iter, where)
     V = np.zeros(S, dt) if V0 is None else _check_v(mdp, V0, where, dt)
-    for _ in range(int(max_iter)):
-        V, delta = mdp._pol(V, pol if pol.ndim == 1 else pol.astype(dt), backend)
-        if not np.isfinite(delta):
-            raise ValueError(f"{where}: values diverged (non-finite); check rewards and gamma")
-        if delta < tol:
-            break
-    else:
-        warnings.warn(f"{where}: did not converge to tol={tol} in {max_iter} sweeps (last change {delta:.3g})",
-                      RuntimeWarning, stacklevel=2)
-    return V
+    pol = pol if pol.ndim == 1 else pol.astype(dt)  # once, not every sweep
+    return _sweep(lambda v: mdp._pol(v, pol, backend), V, tol, max_iter, where)
 
 
 def policy_iteration(mdp: FiniteMDP, max_iter: int = 1_000, policy0: Any = None, method: str = "auto",
