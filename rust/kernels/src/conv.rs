@@ -1275,11 +1275,7 @@ fn direct_backward_weight<T: Float>(g: &Conv2dGeom, x: &[T], gy: &[T], dw: &mut 
     });
     err.into_result()?;
     if chunks > 1 {
-        for p in partials.chunks_exact(wlen) {
-            for (o, &v) in dw.iter_mut().zip(p) {
-                *o += v;
-            }
-        }
+        crate::reduce::add_partials(&mut dw[..wlen], &partials);
     }
     Ok(())
 }
@@ -1403,11 +1399,7 @@ fn direct_backward_weight_o<T: Float>(
     });
     err.into_result()?;
     if chunks > 1 {
-        for p in partials.chunks_exact(wlen) {
-            for (o, &v) in dw.iter_mut().zip(p) {
-                *o += v;
-            }
-        }
+        crate::reduce::add_partials(&mut dw[..wlen], &partials);
     }
     Ok(())
 }

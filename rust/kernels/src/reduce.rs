@@ -110,6 +110,17 @@ fn check<T>(
 // ---------------------------------------------------------------------------------------
 // Sum and mean.
 
+/// Adds the partial results `partials` (whole copies of `dst`'s length, one per chunk of
+/// a split reduction) to `dst` in chunk order, so the sum does not depend on the thread
+/// count.
+pub(crate) fn add_partials<T: Float>(dst: &mut [T], partials: &[T]) {
+    for p in partials.chunks_exact(dst.len().max(1)) {
+        for (o, &v) in dst.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+}
+
 pub(crate) fn mean_at<T: Float>(
     level: Level,
     x: &[T],

@@ -1152,11 +1152,7 @@ pub fn backward<T: Float>(
         });
         for (db, part) in [(&mut db_ih, &dbi_part), (&mut db_hh, &dbh_part)] {
             if let Some(db) = db {
-                for p in part.chunks_exact(gh) {
-                    for (o, &v) in db.iter_mut().zip(p) {
-                        *o += v;
-                    }
-                }
+                crate::reduce::add_partials(db, part);
             }
         }
     } else {
