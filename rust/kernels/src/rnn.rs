@@ -675,7 +675,9 @@ fn active(lengths: Option<&[usize]>, b: usize, t: usize) -> bool {
 
 /// σ(x) = 1 / (1 + e^-x), with e^-x capped at e^80 (σ below 2e-35 is returned as about
 /// 2e-35, and the reciprocal stays finite) and the fast [`Simd::recip`] (f32: about 2
-/// ulp; f64 divides). NaN stays NaN.
+/// ulp; f64 divides). NaN stays NaN. Not elementwise's sigmoid: nn.Sigmoid keeps exact
+/// tails (σ(-inf) = 0, silu(-large) = 0, which the reciprocal estimate cannot give),
+/// while the gates only need the absolute accuracy.
 #[inline(always)]
 unsafe fn sigmoid<V: Simd>(x: V) -> V {
     let one = V::splat(V::E::ONE);
